@@ -1,0 +1,61 @@
+# The course kit's two set-up commands are `make book` and `make test`; each creates (or refreshes)
+# the virtual environment first, so they work on a fresh clone.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# nbgrader starts `alembic` as a subprocess, so the venv's bin/ must be on PATH.
+export PATH := $(BIN):$(PATH)
+export PYTHONHASHSEED := 0
+
+.PHONY: help venv book test test-fast lint format bench clean distclean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# (Re)install when the venv is missing or pyproject.toml / environment.yml changed.
+$(STAMP): pyproject.toml environment.yml
+	@if [ -x "$(BIN)/python" ] && ! "$(BIN)/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then \
+		echo "The venv is not Python 3.11: recreating it."; rm -rf "$(VENV)"; fi
+	@if [ ! -x "$(BIN)/python" ]; then \
+		echo "Creating $(VENV) with $(PYTHON)"; "$(PYTHON)" -m venv "$(VENV)"; fi
+	"$(BIN)/python" -m pip install --quiet --upgrade pip
+	"$(BIN)/python" -m pip install --quiet -e '.[test]'
+	"$(BIN)/python" -m pip check
+	@touch "$(STAMP)"
+
+venv: $(STAMP)  ## Create or refresh the virtual environment only
+
+book: $(STAMP)  ## Build the book into _build/html (strict: any warning or cell error fails)
+	"$(BIN)/jupyter-book" build . --warningiserror --nitpick --keep-going
+	@echo "Book written to $(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)  ## Run every test (includes the strict book build and the grading proofs)
+	"$(BIN)/python" -m pytest
+
+test-fast: $(STAMP)  ## Run the tests that are not marked slow, book or grading
+	"$(BIN)/python" -m pytest -m "not slow and not book and not grading"
+
+lint: $(STAMP)  ## ruff lint and format check
+	"$(BIN)/ruff" check .
+	"$(BIN)/ruff" format --check .
+
+format: $(STAMP)  ## Apply ruff's fixes and formatting
+	"$(BIN)/ruff" check --fix .
+	"$(BIN)/ruff" format .
+
+bench: $(STAMP)  ## Run the speed benchmarks (ratios against a peer measured in the same run)
+	@status=0; for b in benchmarks/bench_*.py; do \
+		echo "== $$b"; "$(BIN)/python" "$$b" || status=1; done; exit $$status
+
+clean:  ## Remove build outputs and caches (keeps the venv and everything under assignments/)
+	rm -rf _build .pytest_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
+
+distclean: clean  ## Also remove the virtual environment
+	rm -rf "$(VENV)"

@@ -1,0 +1,1 @@
+"""Neural datasets: one dataset type, simulated populations with ground truth, and real loaders."""
