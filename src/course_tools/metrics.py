@@ -54,7 +54,14 @@ def check_responses(responses, name: str = "responses") -> np.ndarray:
     -------
     ndarray, shape (n_repeats, n_stimuli, n_neurons)
     """
-    r = np.asarray(responses, dtype=np.float64)
+    try:
+        r = np.asarray(responses, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"{name} must be a numeric array of shape (n_repeats, n_stimuli, n_neurons), got "
+            f"{type(responses).__name__} that cannot be converted to float ({err}). Pass the "
+            "response array itself, not a dataset object."
+        ) from err
     if r.ndim == 2:
         raise ValueError(
             f"{name} must have shape (n_repeats, n_stimuli, n_neurons), got a 2-D array of shape "
@@ -105,7 +112,10 @@ def pearson_r(y_true, y_pred) -> np.ndarray:
     den = np.sqrt((tc**2).sum(axis=0) * (pc**2).sum(axis=0))
     with np.errstate(invalid="ignore", divide="ignore"):
         r = num / den
-    r[den == 0] = np.nan
+    # Test constancy on the values themselves: the mean of equal floats can differ from them by
+    # rounding, which would leave tiny non-zero deviations and a meaningless r.
+    constant = (t == t[0]).all(axis=0) | (p == p[0]).all(axis=0)
+    r[constant | (den == 0)] = np.nan
     return np.clip(r, -1.0, 1.0)
 
 
@@ -130,17 +140,22 @@ def spearman_brown(r, factor: float = 2):
     if factor <= 0:
         raise ValueError(f"factor must be positive, got {factor}.")
     r = np.asarray(r, dtype=np.float64)
-    out = factor * r / (1 + (factor - 1) * r)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = factor * r / (1 + (factor - 1) * r)
     return out if out.ndim else float(out)
 
 
 def split_half_reliability(responses, n_splits: int = 10, seed: SeedLike = 0) -> np.ndarray:
     """Split-half reliability per neuron, Spearman-Brown corrected, averaged over random splits.
 
-    For each split the repeats are shuffled and divided into two halves; each half is averaged
-    over its repeats (ignoring NaN), the two half-means are correlated across stimuli (Pearson r)
-    and the correlation is corrected with :func:`spearman_brown` (factor 2). This is
-    Brain-Score's internal-consistency ceiling before its median over neuroids.
+    For each split the repeats are shuffled and divided into two halves (``n_repeats // 2`` and
+    the rest); each half is averaged over its repeats (ignoring NaN), the two half-means are
+    correlated across stimuli (Pearson r, over the stimuli recorded in both halves) and the
+    correlation is corrected with :func:`spearman_brown` (factor 2). The corrected values are
+    averaged over splits. This is Brain-Score's internal-consistency ceiling per neuroid, before
+    its median over neuroids. It estimates the reliability of the mean over all repeats: for
+    responses ``signal + noise`` with stimulus variance ``v_s`` and noise variance ``v_n`` it is
+    ``v_s / (v_s + v_n / n_repeats)``.
 
     Parameters
     ----------
@@ -162,18 +177,24 @@ def split_half_reliability(responses, n_splits: int = 10, seed: SeedLike = 0) ->
             f"split_half_reliability needs at least 2 repeats, got {n_repeats}. "
             "Reliability cannot be measured from single trials."
         )
+    if isinstance(n_splits, bool) or not isinstance(n_splits, int | np.integer):
+        raise TypeError(f"n_splits must be an int, got {n_splits!r}.")
     if n_splits < 1:
         raise ValueError(f"n_splits must be at least 1, got {n_splits}.")
     rng = check_random_state(seed)
     half = n_repeats // 2
-    scores = np.empty((n_splits, r.shape[2]))
-    with np.errstate(invalid="ignore"):
+    corrected = np.empty((n_splits, r.shape[2]))
+    # A half can hold no recorded repeat of a stimulus (NaN repeats): its mean is NaN on purpose
+    # and _nan_pearson skips that stimulus, so the "Mean of empty slice" warnings are noise.
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         for i in range(n_splits):
             order = rng.permutation(n_repeats)
             a = np.nanmean(r[order[:half]], axis=0)
             b = np.nanmean(r[order[half:]], axis=0)
-            scores[i] = _nan_pearson(a, b)
-    return spearman_brown(np.nanmean(scores, axis=0) if n_splits > 1 else scores[0])
+            corrected[i] = spearman_brown(_nan_pearson(a, b))
+        # As Brain-Score: correct each split, then average the corrected values over splits.
+        return np.nanmean(corrected, axis=0)
 
 
 def _nan_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -189,7 +210,9 @@ def _nan_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         bc = np.where(ok, b - mb, 0.0)
         den = np.sqrt((ac**2).sum(axis=0) * (bc**2).sum(axis=0))
         out = (ac * bc).sum(axis=0) / den
-    out[(den == 0) | (n < 2)] = np.nan
+    constant = np.where(ok, a, np.inf).min(axis=0) == np.where(ok, a, -np.inf).max(axis=0)
+    constant |= np.where(ok, b, np.inf).min(axis=0) == np.where(ok, b, -np.inf).max(axis=0)
+    out[constant | (den == 0) | (n < 2)] = np.nan
     return out
 
 
