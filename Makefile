@@ -32,6 +32,7 @@ $(STAMP): pyproject.toml environment.yml
 venv: $(STAMP)  ## Create or refresh the virtual environment only
 
 book: $(STAMP)  ## Build the book into _build/html (strict: any warning or cell error fails)
+	"$(BIN)/course-tools" release --all --output _build/student_notebooks
 	"$(BIN)/jupyter-book" build . --warningiserror --nitpick --keep-going
 	@echo "Book written to $(CURDIR)/_build/html/index.html"
 
@@ -56,7 +57,9 @@ bench: export MALLOC_TRIM_THRESHOLD_ := 17179869184
 bench: export MALLOC_TOP_PAD_ := 536870912
 bench: $(STAMP)  ## Run the speed benchmarks (ratios against a peer measured in the same run)
 	@status=0; for b in benchmarks/bench_*.py; do \
-		echo "== $$b"; "$(BIN)/python" "$$b" || status=1; done; exit $$status
+		echo "== $$b"; "$(BIN)/python" "$$b" || status=1; done; \
+	echo "== grading: parallel course-tools grade vs serial nbgrader autograde"; \
+	"$(BIN)/python" -m course_tools.grading.benchmark || status=1; exit $$status
 
 clean:  ## Remove build outputs and caches (keeps the venv and everything under assignments/)
 	rm -rf _build .pytest_cache .ruff_cache

@@ -1,0 +1,44 @@
+"""Grading for the course: reference outputs, mutants, release, self-test, parallel autograde.
+
+nbgrader does the work; this package adds what it lacks. The ``course-tools`` command line wraps it
+(``course-tools --help``). Notebooks import only the light part::
+
+    from course_tools.grading import check_reference
+
+Conventions for an assignment ``<a>`` in the nbgrader course directory (``assignments/``)
+-------------------------------------------------------------------------------------------
+``source/<a>/<a>.ipynb``
+    Source notebook, committed without outputs, nbgrader metadata schema 3. Answers sit between
+    ``### BEGIN SOLUTION`` / ``### END SOLUTION`` in solution cells; hidden tests between
+    ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS`` in locked test cells. Hidden tests draw
+    held-out inputs from their own seeds and call :func:`check_reference`.
+``source/<a>/references.npz``
+    Reference outputs, written by ``course-tools references <a>`` (solution executed with
+    ``$COURSE_TOOLS_RECORD_REFERENCES`` set). Never released; copied in by autograde.
+``source/<a>/mutants.py``
+    ``MUTANTS = [Mutant(...)]``: plausible wrong answers, each naming the hidden test cells that
+    must catch it (:mod:`course_tools.grading.mutants`). Never released.
+other files in ``source/<a>/``
+    Released to students with the notebook.
+
+``nbgrader_config.py`` keeps the two instructor-only files out of the release with
+``c.GenerateAssignmentApp.CourseDirectory.ignore = release_ignore_patterns()`` (a plain
+``CourseDirectory.ignore`` would also hide them from autograde) and sets the per-cell timeout.
+
+Modules
+-------
+light (imported by notebooks): :mod:`~course_tools.grading.references` (check and record),
+:mod:`~course_tools.grading.mutants`, :mod:`~course_tools.grading.conventions`.
+instructor side: :mod:`~course_tools.grading.recording` (``references``),
+:mod:`~course_tools.grading.release` and :mod:`~course_tools.grading.leakcheck` (``release``),
+:mod:`~course_tools.grading.selftest` (``check``), :mod:`~course_tools.grading.pipeline`
+(``grade``: :mod:`~course_tools.grading.autograde`, :mod:`~course_tools.grading.submissions`,
+:mod:`~course_tools.grading.feedback`, :mod:`~course_tools.grading.tamper`),
+nbgrader plug-ins (:mod:`~course_tools.grading.execute`, :mod:`~course_tools.grading.hooks`),
+and :mod:`~course_tools.grading.benchmark` (parallel ``grade`` against serial nbgrader).
+"""
+
+from course_tools.grading.mutants import Mutant, load_mutants
+from course_tools.grading.references import ReferenceMismatch, check_reference
+
+__all__ = ["Mutant", "ReferenceMismatch", "check_reference", "load_mutants"]

@@ -1,0 +1,358 @@
+"""Autograde students in parallel, one gradebook copy per worker, merged without loss.
+
+nbgrader autogrades one student after another (nbgrader issue 174) and its SQLite gradebook does
+not take concurrent writers. Here each worker process copies the gradebook, stages a student's
+submission (:mod:`.submissions`), runs nbgrader's own ``autograde`` (and ``generate_feedback``)
+for that student against its copy, and takes the next student. When all are done, one worker
+merges every student into the course gradebook, one after another, with nbgrader's API:
+
+* the submission timestamp, the late penalty of each notebook,
+* ``auto_score`` and ``needs_manual_grade`` of every graded cell, ``auto_comment`` of answers.
+
+These are exactly the fields nbgrader's autograde writes, and each copy started from the course
+gradebook, so the result equals a serial ``nbgrader autograde`` (manual grades already entered
+are kept). Workers are forked from a server that imported nbgrader once (:mod:`.pool`); this
+process imports neither nbgrader nor nbformat, which keeps it cheap on a busy hub.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+import traceback
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from course_tools.grading.conventions import check_course_root, source_notebooks
+from course_tools.grading.course import course_config, gradebook_url
+from course_tools.grading.pool import worker_context
+from course_tools.grading.submissions import (
+    STAGING_DIR,
+    SubmissionNote,
+    find_students,
+    stage_submission,
+)
+
+__all__ = [
+    "AutogradeRun",
+    "StudentOutcome",
+    "autograde_students",
+    "export_grades",
+    "merge_submission",
+    "run_nbgrader_app",
+]
+
+
+@dataclass
+class StudentOutcome:
+    """How grading one student went.
+
+    Attributes
+    ----------
+    student : str
+    success : bool
+        nbgrader autograded (and wrote feedback for) every submitted notebook.
+    seconds : float
+        Wall time of this student's autograde and feedback.
+    notes : list of SubmissionNote
+        Renamed or missing notebooks, deleted cells.
+    log : str
+        nbgrader's log (its tail is shown when grading failed).
+    """
+
+    student: str
+    success: bool
+    seconds: float
+    notes: list[SubmissionNote] = field(default_factory=list)
+    log: str = ""
+
+
+@dataclass
+class AutogradeRun:
+    """Result of :func:`autograde_students`."""
+
+    assignment: str
+    jobs: int
+    seconds: float
+    outcomes: list[StudentOutcome]
+
+    @property
+    def failed(self) -> list[StudentOutcome]:
+        """Students whose autograde failed as a whole."""
+        return [o for o in self.outcomes if not o.success]
+
+
+def _sqlite_path(url: str) -> Path:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise ValueError(
+            f"Parallel grading copies the gradebook, which needs a SQLite file; db_url is {url!r}. "
+            "Use plain `nbgrader autograde` with another database."
+        )
+    return Path(url[len(prefix) :])
+
+
+def _copy_sqlite(src: Path, dest: Path) -> None:
+    source, target = sqlite3.connect(src), sqlite3.connect(dest)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+
+
+# ---- worker process -------------------------------------------------------------------------
+
+_WORKER: dict[str, str] = {}
+
+
+def _init_worker(course_root: str, main_db: str, scratch: str) -> None:
+    """Copy the gradebook for this worker and send its stderr to a file (logs are captured)."""
+    os.chdir(course_root)
+    db = Path(scratch) / f"gradebook-{os.getpid()}.db"
+    _copy_sqlite(Path(main_db), db)
+    _WORKER.update(root=course_root, db=str(db))
+    err = os.open(Path(scratch) / f"worker-{os.getpid()}.stderr", os.O_WRONLY | os.O_CREAT)
+    os.dup2(err, 2)
+
+
+def run_nbgrader_app(app_class: type, argv: list[str]) -> tuple[bool, str]:
+    """Run an nbgrader application in this process; return (success, captured log).
+
+    Command-line options take priority over ``nbgrader_config.py`` (traitlets' rule), so
+    ``--CourseDirectory.db_url`` here always wins over a db_url in the course config.
+    """
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+    app = app_class()
+    success = True
+    try:
+        app.initialize(argv)
+        for old in list(app.log.handlers):
+            app.log.removeHandler(old)
+        app.log.addHandler(handler)
+        app.start()
+    except SystemExit as stop:
+        success = stop.code in (0, None)
+    except Exception:
+        success = False
+        buffer.write(traceback.format_exc())
+    finally:
+        app.log.removeHandler(handler)
+    return success, buffer.getvalue()
+
+
+def _grade_in_worker(
+    assignment: str, student: str, feedback: bool, notebooks: list[Path]
+) -> tuple[str, bool, float, str, str, list[SubmissionNote]]:
+    """Stage one submission, autograde it against this worker's gradebook copy, write feedback."""
+    from nbgrader.apps import AutogradeApp, GenerateFeedbackApp
+
+    start = time.perf_counter()
+    notes = stage_submission(_WORKER["root"], assignment, student, notebooks)
+    common = [
+        f"--student={student}",
+        "--force",
+        f"--CourseDirectory.root={_WORKER['root']}",
+        f"--CourseDirectory.db_url=sqlite:///{_WORKER['db']}",
+    ]
+    success, log = run_nbgrader_app(
+        AutogradeApp,
+        [assignment, *common, f"--CourseDirectory.submitted_directory={STAGING_DIR}"],
+    )
+    graded = Path(_WORKER["root"], "autograded", student, assignment).is_dir()
+    if feedback and graded:
+        ok, feedback_log = run_nbgrader_app(GenerateFeedbackApp, [assignment, *common])
+        success, log = success and ok, log + feedback_log
+    return student, success, time.perf_counter() - start, log, _WORKER["db"], notes
+
+
+def export_grades(course_root: str, csv_path: str) -> tuple[bool, str]:
+    """``nbgrader export --to csv_path`` in this process (the pipeline runs it in a worker)."""
+    from nbgrader.apps import ExportApp
+
+    return run_nbgrader_app(ExportApp, ["--to", csv_path, f"--CourseDirectory.root={course_root}"])
+
+
+# ---- merging --------------------------------------------------------------------------------
+
+
+def merge_submission(main_url: str, worker_url: str, assignment: str, student: str) -> int:
+    """Copy what autograde wrote for one student from a worker gradebook into the course's.
+
+    Returns
+    -------
+    int
+        Number of grades written.
+    """
+    from nbgrader.api import Gradebook, MissingEntry
+    from sqlalchemy.exc import SAWarning
+
+    with (
+        warnings.catch_warnings(),
+        Gradebook(worker_url) as src,
+        Gradebook(main_url) as dst,
+    ):
+        # nbgrader's add_submission triggers harmless autoflush warnings (serial autograde too).
+        warnings.simplefilter("ignore", SAWarning)
+        try:
+            graded = src.find_submission(assignment, student)
+        except MissingEntry:
+            return 0
+        try:
+            dst.find_student(student)
+        except MissingEntry:
+            dst.add_student(student)
+        kwargs = {"timestamp": graded.timestamp} if graded.timestamp is not None else {}
+        target = dst.update_or_create_submission(assignment, student, **kwargs)
+        written = 0
+        by_name = {nb.name: nb for nb in target.notebooks}
+        for notebook in graded.notebooks:
+            dest_nb = by_name[notebook.name]
+            dest_nb.late_submission_penalty = notebook.late_submission_penalty
+            grades = {g.name: g for g in dest_nb.grades}
+            for grade in notebook.grades:
+                grades[grade.name].auto_score = grade.auto_score
+                grades[grade.name].needs_manual_grade = grade.needs_manual_grade
+                written += 1
+            comments = {c.name: c for c in dest_nb.comments}
+            for comment in notebook.comments:
+                comments[comment.name].auto_comment = comment.auto_comment
+        dst.db.commit()
+    return written
+
+
+def _merge_all(main_url: str, assignment: str, graded_in: dict[str, str]) -> int:
+    """Merge each student from the worker gradebook that graded it; return grades written."""
+    return sum(
+        merge_submission(main_url, f"sqlite:///{db}", assignment, student)
+        for student, db in sorted(graded_in.items())
+    )
+
+
+# ---- parent ---------------------------------------------------------------------------------
+
+
+def _check_assignment_in_gradebook(db: Path, assignment: str) -> None:
+    """Fail early, without importing nbgrader, if generate_assignment never ran."""
+    found = 0
+    if db.is_file():
+        connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            found = connection.execute(
+                "SELECT COUNT(*) FROM notebook JOIN assignment "
+                "ON notebook.assignment_id = assignment.id WHERE assignment.name = ?",
+                (assignment,),
+            ).fetchone()[0]
+        except sqlite3.DatabaseError:
+            found = 0
+        finally:
+            connection.close()
+    if not found:
+        raise ValueError(
+            f"Assignment {assignment!r} is not in the gradebook {db}. Release it first "
+            f"(`course-tools release {assignment}`), which records its cells and points."
+        )
+
+
+def autograde_students(
+    course_root: str | Path,
+    assignment: str,
+    *,
+    jobs: int = 2,
+    students: list[str] | None = None,
+    feedback: bool = False,
+    progress: bool = True,
+) -> AutogradeRun:
+    """Autograde every submission of an assignment, ``jobs`` students at a time.
+
+    Parameters
+    ----------
+    course_root : path
+        The nbgrader course directory.
+    assignment : str
+        Assignment name (a folder of ``source/``).
+    jobs : int, default=2
+        Worker processes (each runs one kernel at a time).
+    students : list of str, optional
+        Grade only these students (default: everyone in ``submitted/``).
+    feedback : bool, default=False
+        Also run nbgrader's generate_feedback for each student, in the same worker, right
+        after autograding (``feedback/<student>/<assignment>/``).
+    progress : bool, default=True
+        Show a progress bar.
+
+    Returns
+    -------
+    AutogradeRun
+        One outcome per student, in student order.
+    """
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}.")
+    root = check_course_root(course_root)
+    course_config(root)
+    notebooks = source_notebooks(root, assignment)
+    url = gradebook_url(root)
+    main_db = _sqlite_path(url)
+    _check_assignment_in_gradebook(main_db, assignment)
+    available = find_students(root, assignment)
+    if students is None:
+        students = available
+    unknown = sorted(set(students) - set(available))
+    if unknown:
+        raise ValueError(
+            f"No submission of {assignment!r} for {unknown}: expected folders "
+            f"submitted/<student>/{assignment}/ in {root}."
+        )
+    outcomes: dict[str, StudentOutcome] = {}
+    graded_in: dict[str, str] = {}
+    start = time.perf_counter()
+    (root / ".course_tools").mkdir(exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix="grading-", dir=root / ".course_tools")
+    try:
+        with ProcessPoolExecutor(
+            max_workers=min(jobs, max(len(students), 1)),
+            mp_context=worker_context(),
+            initializer=_init_worker,
+            initargs=(str(root), str(main_db), scratch),
+        ) as pool:
+            futures = {
+                pool.submit(_grade_in_worker, assignment, s, feedback, notebooks): s
+                for s in students
+            }
+            bar = tqdm(total=len(futures), desc=f"autograde {assignment}", disable=not progress)
+            for future in as_completed(futures):
+                student = futures[future]
+                try:
+                    _, success, seconds, log, worker_db, notes = future.result()
+                except Exception as error:  # a worker process died
+                    outcomes[student] = StudentOutcome(
+                        student, False, 0.0, [], f"worker failed: {error!r}"
+                    )
+                else:
+                    graded_in[student] = worker_db
+                    outcomes[student] = StudentOutcome(student, success, seconds, notes, log)
+                bar.update()
+            bar.close()
+            # One worker merges every student, one after another, into the course gradebook.
+            pool.submit(_merge_all, url, assignment, graded_in).result()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        for student in students:
+            shutil.rmtree(root / STAGING_DIR / student / assignment, ignore_errors=True)
+    return AutogradeRun(
+        assignment=assignment,
+        jobs=jobs,
+        seconds=time.perf_counter() - start,
+        outcomes=[outcomes[s] for s in students],
+    )

@@ -1,0 +1,90 @@
+"""Proofs 1-4 for every assignment (and the fixture): ``course-tools check`` as tests.
+
+Each assignment is self-tested once (nbgrader generate_assignment + parallel autograde of the
+solution and of the untouched release, and one nbclient run of the solution whose test cells are
+re-run in the same kernel against every mutant); the tests below read that one report.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from fixtures.grading_helpers import FIXTURE_COURSE, all_assignments, assignment_ids
+
+from course_tools.grading.selftest import run_mutants, self_test
+
+pytestmark = [pytest.mark.grading, pytest.mark.slow]
+
+CASES = all_assignments()
+IDS = assignment_ids()
+_REPORTS: dict[tuple, object] = {}
+
+
+@pytest.fixture(params=CASES, ids=IDS)
+def report(request):
+    key = request.param
+    if key not in _REPORTS:
+        _REPORTS[key] = self_test(*key, jobs=2)
+    return _REPORTS[key]
+
+
+def _check(report, name):
+    matches = [c for c in report.checks if c.name == name]
+    assert matches, f"no check {name!r} in\n{report.table()}"
+    return matches[0]
+
+
+def test_proof1_solution_autogrades_to_full_marks(report):
+    check = _check(report, "solution autogrades to full marks")
+    assert check.passed, report.table()
+    assert _check(report, "solution runs cleanly (nbclient)").passed, report.table()
+
+
+def test_proof2_release_autogrades_to_zero_within_timeout(report):
+    check = _check(report, "release autogrades to zero")
+    assert check.passed, report.table()
+    assert check.detail.startswith("0/")
+    assert _check(report, "timeout sized to the assignment").passed, report.table()
+
+
+def test_proof3_every_hidden_test_catches_a_mutant(report):
+    mutant_checks = [c for c in report.checks if c.name.startswith(("mutant ", "hidden test "))]
+    assert any(c.name.startswith("hidden test ") for c in mutant_checks)
+    assert all(c.passed for c in mutant_checks), report.table()
+
+
+def test_proof4_release_leaks_nothing(report):
+    assert _check(report, "release has no leaks").passed, report.table()
+    assert report.leaks == []
+
+
+def test_whole_self_test_passes(report):
+    assert report.passed, report.table()
+
+
+def test_fixture_mutant_failures_are_the_expected_cells():
+    """Independent expectation, worked out by hand from the fixture's tests and mutants."""
+    report = _REPORTS.get((FIXTURE_COURSE, "mean_variance")) or self_test(
+        FIXTURE_COURSE, "mean_variance"
+    )
+    assert report.mutants.failures == {
+        "mean_over_neurons": {"test_visible", "test_mean_hidden"},
+        "variance_ddof0": {"test_variance_hidden"},
+        "variance_keepdims": {"test_visible", "test_variance_hidden"},
+    }
+
+
+def test_self_test_fails_when_a_mutant_is_not_caught(tmp_path):
+    """A 'mutant' that is secretly correct must be reported as not caught."""
+    folder = tmp_path / "mean_variance"
+    shutil.copytree(FIXTURE_COURSE / "source" / "mean_variance", folder)
+    (folder / "mutants.py").write_text(
+        "import numpy as np\nfrom course_tools.grading import Mutant\n\n"
+        "def same_variance(responses):\n    return np.var(responses, axis=0, ddof=1)\n\n"
+        "MUTANTS = [Mutant('harmless', 'identical to the solution', "
+        "{'trial_variance': same_variance}, ['test_variance_hidden'])]\n"
+    )
+    run = run_mutants(folder / "mean_variance.ipynb", folder / "mutants.py", timeout=30)
+    assert run.solution_errors == {}
+    assert run.failures == {"harmless": set()}
