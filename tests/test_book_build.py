@@ -17,6 +17,8 @@ def test_book_builds_strictly_with_zero_warnings():
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("COURSE_TOOLS_DATA", None)  # the book uses the real default cache location
     env.pop("MPLBACKEND", None)  # the kernel must use its inline backend, or figures vanish
+    # Set-up first, so that only the book build's own output is checked for warnings.
+    subprocess.run(["make", "--no-print-directory", "venv"], cwd=ROOT, env=env, check=True)
     proc = subprocess.run(
         ["make", "--no-print-directory", "book"],
         cwd=ROOT,
@@ -45,3 +47,16 @@ def test_chapters_render_their_computed_figures():
     html = page.read_text()
     figures = re.findall(r'<img[^>]+src="[^"]*_images/[^"]+\.png"', html)
     assert len(figures) >= 2, f"the chapter's figures are missing (found {len(figures)})"
+
+
+@pytest.mark.book
+def test_book_offers_only_student_versions_of_assignments():
+    # The download links point at the release built by `course-tools release --all` before the
+    # book; what readers can download must contain no solution and no hidden test.
+    downloads = list((ROOT / "_build" / "html" / "_downloads").rglob("*.ipynb"))
+    pages = list((ROOT / "book" / "assignments").glob("*.md"))
+    assert len(downloads) >= len(pages), "an assignment page lacks its notebook download"
+    for nb in downloads:
+        text = nb.read_text()
+        for secret in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+            assert secret not in text, f"{nb.name} offers {secret!r} to readers"

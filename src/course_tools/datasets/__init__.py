@@ -4,7 +4,8 @@
   metadata and (for simulations) ground truth; :class:`RetinaRecording` pairs a retina
   experiment's training and repeated test datasets.
 - Simulations: :func:`simulated_v1` (V1 population of simple, complex and non-classical
-  cells), :func:`simulated_retina` (ganglion cells as LN-LN subunit cascades).
+  cells), :func:`simulated_retina` (ganglion cells as LN-LN subunit cascades), and
+  :func:`simulated_ventral` (a SURROGATE V1/V4/IT built on a separately trained network).
 - Real data, downloaded once with checksums: :func:`load_majajhong2015` (V4/IT),
   :func:`load_cadena2019` (V1), and :func:`load_deep_retina_h5` for retina files you have.
 """
@@ -19,6 +20,7 @@ from course_tools.datasets.real import (
 )
 from course_tools.datasets.simulated_retina import simulated_retina
 from course_tools.datasets.simulated_v1 import simulated_v1
+from course_tools.datasets.ventral import simulated_ventral
 
 __all__ = [
     "DataLicenseNotice",
@@ -30,4 +32,5 @@ __all__ = [
     "load_majajhong2015",
     "simulated_retina",
     "simulated_v1",
+    "simulated_ventral",
 ]
