@@ -25,6 +25,7 @@ from course_tools.grading.conventions import (
     END_HIDDEN_TESTS,
     is_instructor_only,
 )
+from course_tools.grading.leakcheck import secret_lines
 
 __all__ = ["HideHiddenTests", "find_feedback_leaks", "hidden_test_lines"]
 
@@ -93,7 +94,14 @@ def find_feedback_leaks(feedback_dir: str | Path, source_notebooks: list[Path]) 
     list of str
         One message per leak, empty when the feedback is clean.
     """
-    secrets = sorted({line for nb in source_notebooks for line in hidden_test_lines(nb)})
+    # A line counts only when it is unique to hidden tests: lines that also stand in public cells
+    # or in solutions (which the student may well have written identically, e.g.
+    # ``with torch.no_grad():``) and bare punctuation reveal nothing.
+    secrets = set()
+    for nb in source_notebooks:
+        found = secret_lines(nb)
+        secrets |= found["hidden test"] - found["solution"]
+    secrets = sorted(secrets)
     problems = []
     for path in sorted(Path(feedback_dir).rglob("*")):
         if not path.is_file():
@@ -102,9 +110,9 @@ def find_feedback_leaks(feedback_dir: str | Path, source_notebooks: list[Path]) 
             problems.append(f"{path}: instructor-only file in the feedback")
         elif path.suffix == ".html":
             text = path.read_text(encoding="utf-8", errors="replace")
-            plain = html.unescape(_strip_tags(text))
+            shown = {line.strip() for line in html.unescape(_strip_tags(text)).splitlines()}
             problems.extend(
-                f"{path}: shows hidden test line {line!r}" for line in secrets if line in plain
+                f"{path}: shows hidden test line {line!r}" for line in secrets if line in shown
             )
     return problems
 
