@@ -1,0 +1,301 @@
+"""Every chapter's ``USE_REAL_DATA = True`` branch runs end to end on files in the real formats.
+
+The book is built offline, so its real-data branches never run there. Here each chapter is run
+with the switch turned on, against small files that the tests write in the layouts the loaders
+read (Brain-Score's MajajHong2015 assembly with the HvM csv and zip of PNGs, the Cadena et al.
+2019 pickle in its zip, a deep-retina HDF5 file), placed in the course's data cache with their
+checksums registered, exactly as after a download. Pretrained torchvision weights cannot be
+downloaded here; their loader is replaced by the untrained architecture, which exercises the same
+code (layer names, input sizes, memory) with other numbers.
+
+The chapters' code cells are executed in this process (the autouse fixture of conftest.py blocks
+the network), so a branch that crashes, reads a column the real data lack, or assumes more images
+than a dataset has fails here instead of in a reader's notebook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import re
+import zipfile
+from pathlib import Path
+
+import h5py
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from PIL import Image
+
+import course_tools.datasets.real as real
+import course_tools.models.registry as registry
+from course_tools import data_home
+from course_tools.datasets.real import RemoteFile
+
+pytestmark = pytest.mark.slow
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
+
+
+# ------------------------------------------------------------------------ running a chapter
+def chapter_code(name: str) -> list[str]:
+    """The code cells of a MyST notebook chapter, in order."""
+    text = (BOOK / f"{name}.md").read_text()
+    return re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, flags=re.DOTALL)
+
+
+def run_chapter(name: str, replace: dict[str, str]) -> dict:
+    """Execute a chapter's code cells with each ``replace`` key (which must occur) replaced."""
+    from IPython.display import display
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    source = "\n".join(chapter_code(name))
+    for old, new in replace.items():
+        assert old in source, f"{name}: expected {old!r} in the chapter's code"
+        source = source.replace(old, new)
+    namespace = {"__name__": f"chapter_{name}", "display": display}
+    try:
+        exec(compile(source, f"book/{name}.md", "exec"), namespace)
+    finally:
+        plt.close("all")
+    return namespace
+
+
+SWITCH = {"USE_REAL_DATA = False": "USE_REAL_DATA = True"}
+
+
+@pytest.fixture
+def untrained_downloads(monkeypatch):
+    """Torchvision networks load with random weights instead of downloading them."""
+    load_model = registry.load_model
+    asked = []
+
+    def offline_load_model(name, *, pretrained=True, **kwargs):
+        if name in registry.TORCHVISION_MODELS and pretrained:
+            asked.append(name)
+            return load_model(name, pretrained=False, **kwargs)
+        return load_model(name, pretrained=pretrained, **kwargs)
+
+    monkeypatch.setattr(registry, "load_model", offline_load_model)
+    return asked
+
+
+def register(monkeypatch, table: dict, key: str, path: Path) -> None:
+    """Record ``path``'s sha1 as the known hash of ``table[key]``, as if it were downloaded."""
+    remote = table[key]
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()
+    monkeypatch.setitem(table, key, RemoteFile(remote.name, remote.url, f"sha1:{digest}"))
+
+
+# ------------------------------------------------------------------ MajajHong2015 (HvM)
+CATEGORIES = ["Animals", "Boats", "Cars", "Chairs", "Faces", "Fruits", "Planes", "Tables"]
+
+
+def write_majajhong2015(
+    folder: Path, monkeypatch, *, objects_per_category=2, images_per_object=10, seed=0
+) -> pd.DataFrame:
+    """Brain-Score's three MajajHong2015 files with responses that depend on the images.
+
+    Variation-3 images (plus a few variation-0 ones the chapters must leave out) of 8 categories;
+    V4 and IT multi-units respond to a random projection of the image, shown 4 times in a shuffled
+    order, with one image shown only twice; two time bins, of which 70-170 ms is the one used.
+    """
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for category in CATEGORIES:
+        for o in range(objects_per_category):
+            for i in range(images_per_object + 1):
+                rows.append((category, f"{category.lower()}{o}", 0 if i == 0 else 3))
+    n = len(rows)
+    pixels = 48
+    images = np.zeros((n, pixels, pixels), dtype=np.uint8)
+    ty, tz, s = rng.uniform(-0.6, 0.6, n), rng.uniform(-0.6, 0.6, n), rng.uniform(0.7, 1.3, n)
+    yy, xx = np.mgrid[:pixels, :pixels] / (pixels - 1) * 2 - 1
+    for k, (category, _, _) in enumerate(rows):
+        blob = np.exp(-((xx - ty[k]) ** 2 + (-yy - tz[k]) ** 2) / (0.05 + 0.1 * s[k]) ** 2)
+        stripes = np.cos(8 * (CATEGORIES.index(category) + 1) * xx) * blob
+        images[k] = np.clip(128 + 100 * stripes + rng.normal(0, 10, xx.shape), 0, 255)
+    ids = [f"{k:040x}" for k in rng.integers(0, 2**62, size=n)]
+    csv = pd.DataFrame(
+        {
+            "image_id": ids,
+            "object_name": [r[1] for r in rows],
+            "category_name": [r[0] for r in rows],
+            "variation": [r[2] for r in rows],
+            "ty": ty,
+            "tz": tz,
+            "s": s,
+            **{axes: rng.normal(size=n) for axes in ["rxy", "rxz", "ryz"]},
+            **{f"{axes}_semantic": rng.normal(size=n) for axes in ["rxy", "rxz", "ryz"]},
+            "size": pixels,  # in HvM, the size of the image in pixels
+            "background_id": [f"bg{k}" for k in range(n)],
+            "filename": [f"{r[1]}_{i}.png" for r, i in zip(rows, ids, strict=True)],
+            "id": np.arange(1, n + 1),
+        }
+    )
+    csv.to_csv(folder / "image_dicarlo_hvm-public.csv", index=False)
+    with zipfile.ZipFile(folder / "image_dicarlo_hvm-public.zip", "w") as archive:
+        for name, image in zip(csv["filename"], images, strict=True):
+            png = io.BytesIO()
+            Image.fromarray(image, mode="L").save(png, format="PNG")
+            archive.writestr(name, png.getvalue())
+
+    regions = ["V4"] * 12 + ["IT"] * 16
+    weights = 3 * rng.normal(size=(pixels * pixels, len(regions))) / pixels
+    drive = (images.reshape(n, -1) / 255.0 - 0.5) @ weights
+    shown = np.full(n, 4)
+    shown[3] = 2
+    presentations = rng.permutation([(k, r) for k in range(n) for r in range(shown[k])])
+    values = (
+        np.stack(
+            [
+                np.maximum(
+                    drive[presentations[:, 0]]
+                    + rng.normal(0, 0.3, (len(presentations), len(regions))),
+                    0,
+                ),
+                rng.normal(size=(len(presentations), len(regions))),
+            ],
+            axis=-1,
+        )
+        .transpose(1, 0, 2)
+        .astype(np.float32)
+    )
+    coords = {
+        "image_id": ("presentation", [ids[k] for k in presentations[:, 0]]),
+        "repetition": ("presentation", presentations[:, 1]),
+        "object_name": ("presentation", [rows[k][1] for k in presentations[:, 0]]),
+        "variation": ("presentation", [rows[k][2] for k in presentations[:, 0]]),
+        "neuroid_id": ("neuroid", [f"site_{j}" for j in range(len(regions))]),
+        "region": ("neuroid", regions),
+        "animal": ("neuroid", ["Chabo"] * 14 + ["Tito"] * 14),
+        "arr": ("neuroid", ["A"] * len(regions)),
+        "col": ("neuroid", np.arange(len(regions)) % 10),
+        "row": ("neuroid", np.arange(len(regions)) // 10),
+        "hemisphere": ("neuroid", ["L"] * len(regions)),
+        "subregion": ("neuroid", regions),
+        "x": ("neuroid", rng.normal(size=len(regions))),
+        "y": ("neuroid", rng.normal(size=len(regions))),
+        "time_bin_start": ("time_bin", [70, 170]),
+        "time_bin_end": ("time_bin", [170, 270]),
+    }
+    xr.DataArray(
+        values,
+        dims=("neuroid", "presentation", "time_bin"),
+        coords=coords,
+        name="dicarlo.MajajHong2015.public",
+    ).to_netcdf(folder / "assy_dicarlo_MajajHong2015_public.nc", engine="h5netcdf")
+    for key, remote in real.MAJAJHONG2015_FILES.items():
+        register(monkeypatch, real.MAJAJHONG2015_FILES, key, folder / remote.name)
+    return csv
+
+
+@pytest.fixture
+def majajhong2015(monkeypatch):
+    return write_majajhong2015(data_home() / "majajhong2015", monkeypatch)
+
+
+def test_layers_to_areas_runs_on_majajhong2015(majajhong2015):
+    ns = run_chapter("layers_to_areas", SWITCH)
+    n_images = int((majajhong2015["variation"] == 3).sum())
+    assert ns["data"].n_stimuli == n_images  # fewer than 960: all of them, none invented
+    assert ns["area_names"] == ["V4", "IT"]
+    assert set(ns["scores"]["area"]) == {"V4", "IT"}
+    assert np.isfinite(ns["scores"]["score"]).all()
+    assert set(ns["summary"].index) == {"V4", "IT"}
+
+
+def test_beyond_categorization_runs_on_majajhong2015(majajhong2015):
+    ns = run_chapter("beyond_categorization", SWITCH)
+    assert ns["area_names"] == ["V4", "IT"]
+    assert len(ns["area_targets"]) == int((majajhong2015["variation"] == 3).sum())
+    stream = ns["stream"]
+    assert set(stream["layer"].astype(str)) == {"V4", "IT"}
+    assert np.isfinite(stream["score"]).all()
+    # the table of sites needed has a row per task and a column per (area, fit)
+    assert {area for area, _ in ns["table"].columns if area} == {"V4", "IT"}
+
+
+# ----------------------------------------------------------------------- Cadena et al. 2019
+def write_cadena2019(folder: Path, monkeypatch, *, n_images=150, n_neurons=6, seed=0) -> dict:
+    """The authors' zip holding the pickle: 140 x 140 images, responses with missing trials."""
+    rng = np.random.default_rng(seed)
+    images = rng.normal(128, 40, size=(n_images, 140, 140)).clip(0, 255)
+    crop = images[:, 30:-30:2, 30:-30:2] / 255 - 0.5
+    filters = rng.normal(size=(40 * 40, n_neurons)) / 40
+    rates = np.exp(np.clip(crop.reshape(n_images, -1) @ filters, -3, 3))
+    responses = rng.poisson(2 * rates, size=(4, n_images, n_neurons)).astype(float)
+    responses[2:, :, 0] = np.nan  # a session with 2 repeats
+    responses[:, :5, 1] = np.nan  # images a session did not show
+    data = {
+        "images": images,
+        "responses": responses,
+        "repetitions": np.array([2] + [4] * (n_neurons - 1)),
+        "image_types": np.array(
+            [["original", "conv1", "conv2", "conv3", "conv4"][k % 5] for k in range(n_images)]
+        )[:, None],
+        "image_ids": np.arange(n_images)[:, None],
+        "image_numbers": np.arange(n_images) // 5,
+        "subject_id": np.arange(n_neurons) % 2,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / real.CADENA2019_ZIP.name
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(real.CADENA2019_MEMBER, pickle.dumps(data))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setattr(
+        real, "CADENA2019_ZIP", RemoteFile(path.name, real.CADENA2019_ZIP.url, f"sha256:{digest}")
+    )
+    return data
+
+
+def test_v1_chapter_runs_on_cadena2019_with_vgg16(monkeypatch, untrained_downloads):
+    data = write_cadena2019(data_home() / "cadena2019", monkeypatch)
+    with pytest.warns(real.DataLicenseNotice):
+        ns = run_chapter("v1_system_identification", SWITCH)
+    assert untrained_downloads == ["vgg16"]
+    assert ns["dataset"].n_neurons == data["responses"].shape[2]
+    assert ns["images"].shape[1:] == (40, 40)  # the paper's crop
+    assert set(ns["layer_scores"]) == {
+        "conv1_2",
+        "conv2_2",
+        "conv3_1",
+        "conv3_3",
+        "conv4_3",
+        "conv5_3",
+    }
+    assert not ns["SIMULATED"]
+
+
+# ------------------------------------------------------------------------- deep-retina HDF5
+PLACEHOLDER_FILE = 'DEEP_RETINA_FILE = "~/data/deep-retina/naturalscene.h5"'
+
+
+def test_retina_chapter_runs_on_a_deep_retina_file(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "naturalscene.h5"
+    n_cells, side = 3, 50
+    with h5py.File(path, "w") as f:
+        f["train/stimulus"] = rng.normal(size=(1200, side, side)).astype(np.float32)
+        f["train/response/firing_rate_10ms"] = rng.gamma(2.0, 1.0, size=(n_cells, 1200))
+        f["test/stimulus"] = rng.normal(size=(300, side, side)).astype(np.float32)
+        f["test/response/firing_rate_10ms"] = rng.gamma(2.0, 1.0, size=(n_cells, 300))
+        for cell in range(n_cells):
+            f[f"test/repeats/cell{cell + 1:02d}"] = rng.poisson(1.0, size=(5, 300)).astype(float)
+    ns = run_chapter(
+        "retina",
+        {
+            **SWITCH,
+            PLACEHOLDER_FILE: f"DEEP_RETINA_FILE = {str(path)!r}",
+        },
+    )
+    assert len(ns["real_fit"]["predictions"]) == 2  # the LN model and the CNN
+    for prediction in ns["real_fit"]["predictions"].values():
+        assert prediction.shape == ns["real_trials"].shape[1:]
+        assert np.isfinite(prediction).all()
