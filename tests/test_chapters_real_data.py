@@ -1,4 +1,4 @@
-"""Every chapter's ``USE_REAL_DATA = True`` branch runs end to end on files in the real formats.
+"""Every chapter's switch to real data (``USE_REAL_DATA``, ``USE_IMAGENET_VIT``) runs end to end.
 
 The book is built offline, so its real-data branches never run there. Here each chapter is run
 with the switch turned on, against small files that the tests write in the layouts the loaders
@@ -47,14 +47,22 @@ def chapter_code(name: str) -> list[str]:
     return re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, flags=re.DOTALL)
 
 
-def run_chapter(name: str, replace: dict[str, str]) -> dict:
-    """Execute a chapter's code cells with each ``replace`` key (which must occur) replaced."""
+def run_chapter(name: str, replace: dict[str, str], *, last_cell: str | None = None) -> dict:
+    """Execute a chapter's code cells with each ``replace`` key (which must occur) replaced.
+
+    With ``last_cell``, stop after the first cell that contains that text.
+    """
     from IPython.display import display
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    source = "\n".join(chapter_code(name))
+    cells = chapter_code(name)
+    if last_cell is not None:
+        ends = [i for i, cell in enumerate(cells) if last_cell in cell]
+        assert ends, f"{name}: no code cell contains {last_cell!r}"
+        cells = cells[: ends[0] + 1]
+    source = "\n".join(cells)
     for old, new in replace.items():
         assert old in source, f"{name}: expected {old!r} in the chapter's code"
         source = source.replace(old, new)
@@ -273,6 +281,18 @@ def test_v1_chapter_runs_on_cadena2019_with_vgg16(monkeypatch, untrained_downloa
     assert not ns["SIMULATED"]
 
 
+# ----------------------------------------------------------- ImageNet ViT-B/16 (architectures)
+def test_architectures_chapter_measures_an_imagenet_vit(untrained_downloads):
+    switch = {"USE_IMAGENET_VIT = False": "USE_IMAGENET_VIT = True"}
+    ns = run_chapter("architectures", switch, last_cell="if USE_IMAGENET_VIT:")
+    assert untrained_downloads == ["vit_b_16"]
+    heads = ns["imagenet_heads"]
+    assert sorted(heads["block"].unique()) == list(range(12))  # ViT-B: 12 blocks of 12 heads
+    assert len(heads) == 12 * 12
+    # a distance between 16 px patches of a 224 px image: within the image's diagonal
+    assert heads["distance"].between(0, 224 * 2**0.5).all()
+
+
 # ------------------------------------------------------------------------- deep-retina HDF5
 PLACEHOLDER_FILE = 'DEEP_RETINA_FILE = "~/data/deep-retina/naturalscene.h5"'
 
@@ -299,3 +319,24 @@ def test_retina_chapter_runs_on_a_deep_retina_file(tmp_path):
     for prediction in ns["real_fit"]["predictions"].values():
         assert prediction.shape == ns["real_trials"].shape[1:]
         assert np.isfinite(prediction).all()
+
+
+# ------------------------------------------------------------------------------ coverage
+COVERED = {
+    ("layers_to_areas", "USE_REAL_DATA"),
+    ("beyond_categorization", "USE_REAL_DATA"),
+    ("v1_system_identification", "USE_REAL_DATA"),
+    ("architectures", "USE_IMAGENET_VIT"),
+    ("retina", "USE_REAL_DATA"),
+}
+
+
+def test_every_switch_of_every_chapter_is_run_above():
+    switches = {
+        (path.stem, switch)
+        for path in sorted(BOOK.glob("*.md"))
+        for switch in re.findall(
+            r"^(USE_\w+) = False", "\n".join(chapter_code(path.stem)), flags=re.MULTILINE
+        )
+    }
+    assert switches == COVERED, "a chapter gained or lost a switch: run its branch in a test here"
