@@ -44,6 +44,15 @@ def _add_course(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_assignment(parser: argparse.ArgumentParser, *, allow_all: bool) -> None:
+    """The assignment to act on; with ``allow_all``, optional when ``--all`` is given."""
+    parser.add_argument(
+        "assignment", nargs="?" if allow_all else None, help="assignment name (a folder of source/)"
+    )
+    if allow_all:
+        parser.add_argument("--all", action="store_true", help="every assignment of the course")
+
+
 def _course(args: argparse.Namespace) -> Path:
     from course_tools.grading.conventions import check_course_root
 
@@ -208,8 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         "changing the solution or a hidden test; the file is replaced only if the whole "
         "solution runs without error. The table says which quantities are new or changed.",
     )
-    p.add_argument("assignment", nargs="?", help="assignment name (a folder of source/)")
-    p.add_argument("--all", action="store_true", help="every assignment of the course")
+    _add_assignment(p, allow_all=True)
     _add_course(p)
     p.set_defaults(func=cmd_references)
 
@@ -224,8 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         "it. With --output DIR the student versions go to DIR/<a>/ and DIR/<a>.zip for the "
         "book, generated in a scratch copy (the course folder is not touched).",
     )
-    p.add_argument("assignment", nargs="?", help="assignment name (a folder of source/)")
-    p.add_argument("--all", action="store_true", help="every assignment of the course")
+    _add_assignment(p, allow_all=True)
     p.add_argument("--output", type=Path, metavar="DIR", help="write student versions to DIR")
     p.add_argument(
         "--to-exchange",
@@ -245,8 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         "one; the release leaks nothing; the slowest solution cell uses at most half the "
         "per-cell timeout. Exit status 1 if any check fails.",
     )
-    p.add_argument("assignment", nargs="?", help="assignment name (a folder of source/)")
-    p.add_argument("--all", action="store_true", help="every assignment of the course")
+    _add_assignment(p, allow_all=True)
     p.add_argument("--jobs", type=int, default=2, help="notebooks graded at once (default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_course(p)
@@ -263,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         "values, export all grades to CSV, and list submissions that tamper with grading. "
         "Exit status 1 if a submission could not be graded.",
     )
-    p.add_argument("assignment", help="assignment name (a folder of source/)")
+    _add_assignment(p, allow_all=False)
     p.add_argument(
         "--jobs",
         type=int,
@@ -295,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         "them, or edits or deletes locked cells. Nothing is graded or changed. "
         "(`course-tools grade` prints the same report.)",
     )
-    p.add_argument("assignment", help="assignment name (a folder of source/)")
+    _add_assignment(p, allow_all=False)
     p.add_argument("--student", action="append", metavar="ID", help="only this student")
     _add_course(p)
     p.set_defaults(func=cmd_tamper)

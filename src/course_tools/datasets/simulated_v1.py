@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from course_tools.datasets.core import NeuralDataset
+from course_tools.datasets.trial_noise import gamma_poisson_trials
 from course_tools.seeding import SeedLike, check_random_state
 
 __all__ = ["CELL_TYPES", "DEFAULT_MIXTURE", "simulated_v1"]
@@ -179,17 +180,7 @@ def simulated_v1(
     rates = base + (mu - base) * raw / mean_raw
 
     gain_sd = params["gain_noise_sd"].to_numpy()
-    shape = (int(n_repeats), n_images, int(n_neurons))
-    gains = np.ones(shape)
-    noisy = gain_sd > 0
-    if noisy.any():
-        k = 1.0 / gain_sd[noisy] ** 2
-        gains[..., noisy] = rng.gamma(k, 1.0 / k, size=(shape[0], shape[1], int(noisy.sum())))
-    responses = rng.poisson(gains * rates[None]).astype(np.float64)
-
-    noise_variance = np.mean(rates + gain_sd**2 * rates**2, axis=0)
-    signal_variance = rates.var(axis=0)
-    fev = signal_variance / (signal_variance + noise_variance)
+    responses, noise_variance, fev = gamma_poisson_trials(rates, gain_sd, n_repeats, rng)
 
     meta_cols = [
         "cell_type",

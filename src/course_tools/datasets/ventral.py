@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from course_tools.datasets.core import NeuralDataset
+from course_tools.datasets.trial_noise import gamma_poisson_trials
 from course_tools.seeding import SeedLike, check_random_state
 
 __all__ = ["AREAS", "IT_INPUTS", "V4_INPUTS", "simulated_ventral"]
@@ -189,17 +190,7 @@ def simulated_ventral(
     rates = _rates(drives, params)
 
     gain_sd = params["gain_noise_sd"].to_numpy()
-    shape = (n_repeats, n_images, n_total)
-    gains = np.ones(shape)
-    noisy = gain_sd > 0
-    if noisy.any():
-        k = 1.0 / gain_sd[noisy] ** 2
-        gains[..., noisy] = rng.gamma(k, 1.0 / k, size=(n_repeats, n_images, int(noisy.sum())))
-    responses = rng.poisson(gains * rates[None]).astype(np.float64)
-
-    noise_variance = np.mean(rates + gain_sd**2 * rates**2, axis=0)
-    signal_variance = rates.var(axis=0)
-    fev = signal_variance / (signal_variance + noise_variance)
+    responses, noise_variance, fev = gamma_poisson_trials(rates, gain_sd, n_repeats, rng)
 
     meta_columns = [
         "area",

@@ -65,6 +65,35 @@ def release_ignore_patterns() -> list[str]:
     return [*NBGRADER_IGNORE, *INSTRUCTOR_ONLY_FILES]
 
 
+def configure_grading(c) -> None:
+    """Apply the course's grading settings to an nbgrader config object ``c``.
+
+    Every course (the real one and the tests' fixture course) calls this from its
+    ``nbgrader_config.py`` and sets only its course id and per-cell timeout itself. It sets:
+
+    - ``Autograde.autograde_preprocessors``: a kernel that dies (``os._exit``, a segfault, out of
+      memory) costs only the cells that need it; plain nbgrader gives the whole submission 0;
+    - ``GenerateAssignmentApp`` / ``GenerateFeedbackApp.CourseDirectory.ignore``:
+      ``references.npz`` and ``mutants.py`` stay out of the release and the feedback, but
+      autograde still copies them in (a plain ``CourseDirectory.ignore`` would hide them there);
+    - ``GenerateAssignment`` / ``GenerateFeedback.post_convert_hook``: the same for the
+      formgrader's buttons, which do not read the app-scoped settings above;
+    - ``GenerateFeedback.preprocessors``: feedback shows the visible part of each test cell
+      only; hidden tests, their tracebacks and anything they printed are removed.
+    """
+    hook = "course_tools.grading.hooks.remove_instructor_files"
+    c.Autograde.autograde_preprocessors = autograde_preprocessors()
+    c.GenerateAssignmentApp.CourseDirectory.ignore = release_ignore_patterns()
+    c.GenerateFeedbackApp.CourseDirectory.ignore = release_ignore_patterns()
+    c.GenerateAssignment.post_convert_hook = hook
+    c.GenerateFeedback.post_convert_hook = hook
+    c.GenerateFeedback.preprocessors = [
+        "nbgrader.preprocessors.GetGrades",
+        "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+        "course_tools.grading.feedback.HideHiddenTests",
+    ]
+
+
 def check_course_root(course_root: str | Path) -> Path:
     """Return the course root as an absolute path, or explain why it is not one.
 
