@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: help venv book test test-fast lint format bench clean distclean
+.PHONY: help venv sysdeps book test test-fast lint format bench clean distclean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,12 +31,15 @@ $(STAMP): pyproject.toml environment.yml
 
 venv: $(STAMP)  ## Create or refresh the virtual environment only
 
+sysdeps:  ## Install the system programs the tests drive (bubblewrap, chromium) when missing and root
+	@bash .ci/system-packages
+
 book: $(STAMP)  ## Build the book into _build/html (strict: any warning or cell error fails)
 	"$(BIN)/course-tools" release --all --output _build/student_notebooks
 	"$(BIN)/jupyter-book" build . --warningiserror --nitpick --keep-going
 	@echo "Book written to $(CURDIR)/_build/html/index.html"
 
-test: $(STAMP)  ## Run every test (includes the strict book build and the grading proofs)
+test: $(STAMP) sysdeps  ## Run every test (includes the strict book build and the grading proofs)
 	"$(BIN)/python" -m pytest
 
 test-fast: $(STAMP)  ## Run the tests that are not marked slow, book or grading

@@ -2,6 +2,9 @@
 
 import os
 import socket
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -40,3 +43,37 @@ def _no_network(monkeypatch):
 
 def pytest_configure(config):
     os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@dataclass(frozen=True)
+class BookBuild:
+    """One strict ``make book`` run, shared by every test that reads the built book."""
+
+    returncode: int
+    log: str
+    html: Path
+
+
+@pytest.fixture(scope="session")
+def built_book() -> BookBuild:
+    """Build the book once per test session (strict, as ``make book`` does) and share the result.
+
+    Tests that check the build's warnings, its pages, its figures or the site in a browser all use
+    this one build; a test asserts ``returncode == 0`` itself, so a broken build fails every test
+    that needs it with the build's log, not with a missing file.
+    """
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("COURSE_TOOLS_DATA", None)  # the book uses the real default cache location
+    env.pop("MPLBACKEND", None)  # the kernel must use its inline backend, or figures vanish
+    # Set-up first, so that only the book build's own output is checked for warnings.
+    subprocess.run(["make", "--no-print-directory", "venv"], cwd=ROOT, env=env, check=True)
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "book"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    return BookBuild(proc.returncode, proc.stdout + proc.stderr, ROOT / "_build" / "html")
