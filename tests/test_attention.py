@@ -127,7 +127,8 @@ def test_torch_input_and_distance_scales_with_patch_size():
     attention = random_attention(rng, 2, 4, 3)
     d8 = mean_attention_distance(torch.from_numpy(attention).float(), 8)
     d16 = mean_attention_distance(attention, 16)
-    np.testing.assert_allclose(2 * d8, d16, rtol=1e-6)
+    # float32 attention weights against float64 ones: sums of 16 products, ~1e-6 relative apart.
+    np.testing.assert_allclose(2 * d8, d16, rtol=1e-5)
 
 
 def test_attention_distances_of_the_course_vit_match_its_attention_maps():
@@ -156,7 +157,8 @@ def test_attention_distances_of_the_course_vit_match_its_attention_maps():
     as_uint8 = (images * 255).round().to(torch.uint8)
     table_uint8 = attention_distances(vit, as_uint8.permute(0, 2, 3, 1).numpy())
     table_float = attention_distances(vit, as_uint8.float() / 255)
-    np.testing.assert_allclose(table_uint8["distance"], table_float["distance"], rtol=1e-6)
+    # Two float32 forward passes of inputs that may differ by an ulp: compare at float32's reach.
+    np.testing.assert_allclose(table_uint8["distance"], table_float["distance"], rtol=1e-5)
 
 
 def test_bad_inputs_get_clear_errors():
