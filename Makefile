@@ -49,8 +49,13 @@ book: $(STAMP) $(RELEASE_STAMP)  ## Build the book into _build/html (strict: any
 	"$(BIN)/jupyter-book" build . --warningiserror --nitpick --keep-going
 	@echo "Book written to $(CURDIR)/_build/html/index.html"
 
+# Tests run in TEST_WORKERS processes (pytest-xdist), a module's tests and the book's on one worker
+# each (tests/conftest.py). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+PYTEST := "$(BIN)/python" -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
 test: $(STAMP) sysdeps  ## Run every test (includes the strict book build and the grading proofs)
-	"$(BIN)/python" -m pytest
+	$(PYTEST)
 
 # A busy hub: two CPU-bound processes take both cores while the whole suite runs. The suite has no
 # wall-clock assertion, so it must pass here too, only slower.
@@ -58,10 +63,10 @@ test-loaded: $(STAMP) sysdeps  ## Run every test while two busy loops compete fo
 	@pids=""; for i in 1 2; do "$(BIN)/python" -c 'while True: pass' & pids="$$pids $$!"; done; \
 	trap 'kill $$pids 2>/dev/null || true' EXIT; \
 	echo "Two CPU-bound processes (pids$$pids) compete with the tests."; \
-	"$(BIN)/python" -m pytest
+	$(PYTEST)
 
 test-fast: $(STAMP)  ## Run the tests that are not marked slow, book or grading
-	"$(BIN)/python" -m pytest -m "not slow and not book and not grading"
+	$(PYTEST) -m "not slow and not book and not grading"
 
 lint: $(STAMP)  ## ruff lint and format check
 	"$(BIN)/ruff" check .

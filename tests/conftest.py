@@ -43,6 +43,27 @@ def _no_network(monkeypatch):
 
 def pytest_configure(config):
     os.environ.setdefault("MPLBACKEND", "Agg")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Each xdist worker gets one core's worth of threads (and so do the kernels and builds it
+        # starts, which inherit the variable): two workers with two OpenMP threads each on two
+        # cores spin-wait for each other, and torch then burns about 3x the CPU time.
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group tests for ``pytest -n N --dist loadgroup`` (``make test``).
+
+    A module's tests stay on one worker, so a module- or session-scoped fixture (a trained model,
+    a graded course) is computed once, not once per worker. Every test that reads the built book
+    joins one group, whatever its module: ``built_book`` is session-scoped, and each worker is a
+    session of its own, so the book is then built once per run.
+    """
+    for item in items:
+        if "built_book" in getattr(item, "fixturenames", ()):
+            group = "built_book"
+        else:
+            group = item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @dataclass(frozen=True)
