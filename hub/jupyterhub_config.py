@@ -18,7 +18,8 @@ Settings an administrator changes, each an environment variable of the hub proce
 ``COURSE_EXCHANGE``
     nbgrader's exchange folder, shared by all users (default ``/srv/nbgrader/exchange``).
 ``COURSE_ID``
-    nbgrader course id (default ``neuroai-ventral-stream``, as in ``assignments/nbgrader_config.py``).
+    nbgrader course id (default ``neuroai-ventral-stream``, as in the course's own
+    ``assignments/nbgrader_config.py``).
 ``COURSE_HUB_STATE``
     Folder of the hub's database, cookie secret and proxy pid file (default ``hub/state``).
 

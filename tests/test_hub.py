@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -34,13 +33,15 @@ from fixtures.accounts import (
     Account,
     CourseAccounts,
     course_accounts,
+    course_env,
+    exchange_in,
+    instructor_course,
     readable_by_everyone,
     require,
     run_as,
     shared_folder,
-    user_env,
+    stop_processes,
 )
-from fixtures.grading_helpers import FIXTURE_COURSE
 
 pytestmark = [pytest.mark.grading, pytest.mark.slow]
 
@@ -58,7 +59,7 @@ CHROMIUM_ARGS = [
 ]
 PROXY = HUB_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
 #: Milliseconds the browser waits for a server to start or a page to settle on a busy machine.
-SLOW_MS = 60_000
+SLOW_MS = 240_000
 
 #: What the student types into the two answer cells: a right mean, a variance of the wrong shape,
 #: so that the visible test stops with its message.
@@ -98,21 +99,6 @@ def free_port() -> int:
 def _tail(path: Path, lines: int = 40) -> str:
     text = path.read_text(errors="replace") if path.exists() else "(no log)"
     return "\n".join(text.splitlines()[-lines:])
-
-
-def _stop(pids: list[int], timeout: float = 15.0) -> None:
-    procs = []
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            procs.append(psutil.Process(pid))
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=timeout)
 
 
 @contextlib.contextmanager
@@ -177,7 +163,7 @@ def running_hub(accounts: CourseAccounts, exchange: Path, state: Path) -> Iterat
             hub.wait(timeout=60)
         # ...and whatever is left of them is stopped here (the accounts' own processes go when
         # the accounts are removed).
-        _stop(family)
+        stop_processes([psutil.Process(pid) for pid in family if psutil.pid_exists(pid)])
         hub.wait(timeout=30)
 
 
@@ -193,36 +179,27 @@ class Visit:
     validate_button: bool = False
 
 
-import sys as _sys
-_T0 = time.monotonic()
-def mark(what):
-    print(f"MARK {time.monotonic()-_T0:6.1f} {what}", file=_sys.stderr)
-
-
 def log_in(page, url: str, account: Account) -> None:
-    mark("login")
     page.goto(f"{url}/hub/login")
     page.fill("#username_input", account.name)
     page.fill("#password_input", account.password)
     page.click("#login_submit")
-    page.wait_for_url(f"**/user/{account.name}/lab**", timeout=SLOW_MS)
-    mark("spawned")
-    page.wait_for_selector("#jp-main-dock-panel", timeout=SLOW_MS)
-    mark("lab")
+    page.wait_for_url(f"**/user/{account.name}/lab**")
+    page.wait_for_selector("#jp-main-dock-panel")
 
 
-def nbgrader_menu(page) -> list[str]:
+def open_nbgrader_menu(page) -> list[str]:
+    """Open the *Nbgrader* menu of JupyterLab's menu bar; return its items (it stays open)."""
     page.get_by_role("menuitem", name="Nbgrader", exact=True).click()
     menu = page.locator(".lm-Menu").last
-    menu.wait_for()
+    menu.locator(".lm-Menu-itemLabel").first.wait_for()
     items = [t.strip() for t in menu.locator(".lm-Menu-itemLabel").all_inner_texts()]
-    page.keyboard.press("Escape")
     return [item for item in items if item]
 
 
 def open_notebook(page, url: str, account: Account, path: str) -> None:
     page.goto(f"{url}/user/{account.name}/lab/tree/{path}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content", timeout=SLOW_MS)
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content")
 
 
 def has_create_assignment(page) -> bool:
@@ -234,42 +211,58 @@ def formgrader_status(page, url: str, account: Account) -> int:
     return page.request.get(f"{url}/user/{account.name}/formgrader").status
 
 
-def student_visit(browser, url: str, student: Account) -> Visit:
+@contextlib.contextmanager
+def browsing(browser, evidence: Path, who: str):
+    """A fresh browser context (its own cookies); on failure, a screenshot and the page's text."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(SLOW_MS)
+    page = context.new_page()
     try:
-        page = context.new_page()
+        yield page
+    except Exception as error:
+        shot = evidence / f"{who}.png"
+        with contextlib.suppress(Exception):
+            page.screenshot(path=shot)
+        text = ""
+        with contextlib.suppress(Exception):
+            text = page.inner_text("body")[-2000:]
+        raise AssertionError(
+            f"As the {who}, at {page.url}: {error}\nScreenshot: {shot}\nPage text:\n{text}"
+        ) from error
+    finally:
+        context.close()
+
+
+def student_visit(browser, url: str, student: Account, evidence: Path) -> Visit:
+    with browsing(browser, evidence, "student") as page:
         log_in(page, url, student)
-        menu = nbgrader_menu(page)
+        menu = open_nbgrader_menu(page)
         # nbgrader's assignment list: the release is there; fetch it.
-        page.get_by_role("menuitem", name="Nbgrader", exact=True).click()
-        page.locator(".lm-Menu-itemLabel", has_text="Assignment List").click()
+        page.locator(".lm-Menu .lm-Menu-itemLabel", has_text="Assignment List").click()
         released = page.locator("#released_assignments_list")
-        released.get_by_text(ASSIGNMENT).wait_for(timeout=SLOW_MS)
+        released.get_by_text(ASSIGNMENT).wait_for()
         released_text = released.inner_text()
-        mark("list")
         released.get_by_role("button", name="Fetch").click()
         # Fetched: it moves to the downloaded list; expand it and open its notebook from there.
         fetched = page.locator("#fetched_assignments_list .assignment-notebooks-link")
-        fetched.filter(has_text=ASSIGNMENT).click(timeout=SLOW_MS)
+        fetched.filter(has_text=ASSIGNMENT).click()
         notebooks = page.locator(f"#nbgrader-{FIXTURE_COURSE_ID}-{ASSIGNMENT}")
-        notebooks.get_by_text(ASSIGNMENT, exact=True).click(timeout=SLOW_MS)
-        page.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content", timeout=SLOW_MS)
+        notebooks.get_by_text(ASSIGNMENT, exact=True).click()
+        page.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content")
+        # Its kernel has started (the toolbar's execution indicator says idle).
+        page.wait_for_selector(
+            ".jp-NotebookPanel:visible .jp-Notebook-ExecutionIndicator[data-status='idle']"
+        )
         cells = page.locator(".jp-NotebookPanel:visible .jp-Cell")
         for index, name in ((2, "trial_mean"), (3, "trial_variance")):
             editor = cells.nth(index).locator(".cm-content")
             editor.click()
             page.keyboard.press("Control+a")
             page.keyboard.insert_text(ANSWERS[name])
-        mark("typed")
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
         visible_test = cells.nth(4).locator(".jp-OutputArea-output")
-        try:
-            visible_test.get_by_text(VISIBLE_MESSAGE).wait_for(timeout=SLOW_MS)
-        except Exception:
-            page.screenshot(path="/tmp/wt19b_shot.png")
-            raise
-        mark("ran")
+        visible_test.get_by_text(VISIBLE_MESSAGE).wait_for()
         return Visit(
             nbgrader_menu=menu,
             create_assignment=has_create_assignment(page),
@@ -278,29 +271,27 @@ def student_visit(browser, url: str, student: Account) -> Visit:
             outputs=cells.nth(4).inner_text(),
             validate_button=page.locator(".validate-button").count() > 0,
         )
-    finally:
-        context.close()
 
 
-def instructor_visit(browser, url: str, instructor: Account, notebook: str) -> Visit:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    try:
-        page = context.new_page()
+def instructor_visit(
+    browser, url: str, instructor: Account, notebook: str, evidence: Path
+) -> Visit:
+    with browsing(browser, evidence, "instructor") as page:
         log_in(page, url, instructor)
-        menu = nbgrader_menu(page)
+        menu = open_nbgrader_menu(page)
+        page.keyboard.press("Escape")
         open_notebook(page, url, instructor, notebook)
         return Visit(
             nbgrader_menu=menu,
             create_assignment=has_create_assignment(page),
             formgrader_status=formgrader_status(page, url, instructor),
         )
-    finally:
-        context.close()
 
 
 @pytest.fixture(scope="module")
-def visits():
+def visits(tmp_path_factory):
     require_hub_prerequisites()
+    evidence = tmp_path_factory.mktemp("hub_screenshots")
     from playwright.sync_api import sync_playwright
 
     with (
@@ -309,40 +300,25 @@ def visits():
         readable_by_everyone(),
     ):
         teacher, student = accounts.instructor, accounts.students[0]
-        exchange = shared / "exchange"
-        exchange.mkdir()
-        exchange.chmod(0o777)
+        exchange = exchange_in(shared)
         state = shared / "state"
         state.mkdir()
-        # The instructor's course, released from the command line through the exchange.
-        course = teacher.home / "course"
-        course.mkdir()
-        shutil.copy2(FIXTURE_COURSE / "nbgrader_config.py", course / "nbgrader_config.py")
-        shutil.copytree(FIXTURE_COURSE / "source" / ASSIGNMENT, course / "source" / ASSIGNMENT)
-        for path in [course, *course.rglob("*")]:
-            shutil.chown(path, teacher.name, teacher.gid)
-        env = user_env(
-            teacher,
-            JUPYTER_CONFIG_PATH=str(HUB_DIR / "everyone"),
-            COURSE_EXCHANGE=str(exchange),
-            COURSE_ID=FIXTURE_COURSE_ID,
-        )
-        run_as(
-            teacher,
-            ["course-tools", "release", ASSIGNMENT, "--to-exchange"],
-            cwd=course,
-            env=env,
-        )
-        mark("released")
+        # The instructor releases the assignment from the command line through the exchange.
+        course = instructor_course(teacher, ASSIGNMENT)
+        release = ["course-tools", "release", ASSIGNMENT, "--to-exchange"]
+        run_as(teacher, release, cwd=course, env=course_env(teacher, exchange))
         with running_hub(accounts, exchange, state) as url, sync_playwright() as pw:
-            mark("hub up")
             browser = pw.chromium.launch(
                 executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
             )
             try:
-                seen_by_student = student_visit(browser, url, student)
+                seen_by_student = student_visit(browser, url, student, evidence)
                 seen_by_instructor = instructor_visit(
-                    browser, url, teacher, f"course/source/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
+                    browser,
+                    url,
+                    teacher,
+                    f"course/source/{ASSIGNMENT}/{ASSIGNMENT}.ipynb",
+                    evidence,
                 )
             finally:
                 browser.close()

@@ -22,16 +22,18 @@ import nbformat
 import pytest
 from fixtures.accounts import (
     FIXTURE_COURSE_ID,
-    HUB_DIR,
     Account,
     CourseAccounts,
     course_accounts,
+    course_env,
+    exchange_in,
+    instructor_course,
     readable_by_everyone,
     run_as,
     shared_folder,
     user_env,
 )
-from fixtures.grading_helpers import FIXTURE_COURSE, edit_cell
+from fixtures.grading_helpers import edit_cell
 
 from course_tools.grading.notebooks import read_notebook, solution_submission
 
@@ -59,16 +61,6 @@ class Term:
     seconds: float
 
 
-def nbgrader_env(account: Account, exchange: Path) -> dict[str, str]:
-    """The environment a hub server gives its user (hub/jupyterhub_config.py)."""
-    return user_env(
-        account,
-        JUPYTER_CONFIG_PATH=str(HUB_DIR / "everyone"),
-        COURSE_EXCHANGE=str(exchange),
-        COURSE_ID=FIXTURE_COURSE_ID,
-    )
-
-
 def answered(source: nbformat.NotebookNode, fetched: Path, how: str) -> nbformat.NotebookNode:
     """The fetched notebook with the student's answers: the solution, or a biased variance."""
     nb = solution_submission(source, read_notebook(fetched))
@@ -87,19 +79,11 @@ def term():
         readable_by_everyone(),
     ):
         teacher, students = accounts.instructor, accounts.students
-        exchange = shared / "exchange"
-        exchange.mkdir()
-        exchange.chmod(0o777)  # as the guide says: writable by everyone
-        env = {a.name: nbgrader_env(a, exchange) for a in accounts.all}
+        exchange = exchange_in(shared)
+        env = {a.name: course_env(a, exchange) for a in accounts.all}
         how = dict(zip((s.name for s in students), ("solved", "partly"), strict=True))
 
-        # The instructor's course folder, in the instructor's home.
-        course = teacher.home / "course"
-        course.mkdir()
-        shutil.copy2(FIXTURE_COURSE / "nbgrader_config.py", course / "nbgrader_config.py")
-        shutil.copytree(FIXTURE_COURSE / "source" / ASSIGNMENT, course / "source" / ASSIGNMENT)
-        for path in [course, *course.rglob("*")]:
-            shutil.chown(path, teacher.name, teacher.gid)
+        course = instructor_course(teacher, ASSIGNMENT)
 
         def instructor(*argv: str):
             return run_as(teacher, argv, cwd=course, env=env[teacher.name])

@@ -1,7 +1,7 @@
 """nbgrader settings every user of the course hub shares: the course id and the exchange folder.
 
-The hub puts this folder on each server's ``JUPYTER_CONFIG_PATH`` (see ``hub/jupyterhub_config.py``),
-so students' and instructors' nbgrader commands, the *Assignments* list and the formgrader all
+The hub puts this folder on each server's ``JUPYTER_CONFIG_PATH`` (``hub/jupyterhub_config.py``), so
+students' and instructors' nbgrader commands, the *Assignments* list and the formgrader all
 release to and fetch from the same place. Without the hub, put this file in
 ``/etc/jupyter/nbgrader_config.py`` or point ``JUPYTER_CONFIG_PATH`` at this folder.
 
