@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: help venv sysdeps book test test-loaded test-fast lint format bench clean distclean
+.PHONY: help venv sysdeps proxy hub book test test-loaded test-fast lint format bench clean distclean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,24 @@ venv: $(STAMP)  ## Create or refresh the virtual environment only
 
 sysdeps:  ## Install the system programs the tests drive (bubblewrap, chromium) when missing and root
 	@bash .ci/system-packages
+
+# JupyterHub's proxy (configurable-http-proxy), an npm package pinned in hub/package-lock.json.
+PROXY := hub/node_modules/.bin/configurable-http-proxy
+
+$(PROXY): hub/package.json hub/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix hub --no-audit --no-fund --loglevel=error && touch "$(PROXY)"; \
+	else \
+		echo "Note: npm is missing, so JupyterHub's proxy cannot be installed and the hub test"; \
+		echo "cannot run: install Node.js 20+ with npm (apt-get install nodejs npm)."; \
+	fi
+
+proxy: $(PROXY)  ## Install JupyterHub's proxy into hub/node_modules (npm)
+
+# A demo of the course hub on http://127.0.0.1:8000 (see hub/README.md): run as root, after
+# creating the groups and accounts the README names.
+hub: $(STAMP) $(PROXY)  ## Start the course JupyterHub on this machine (as root; see hub/README.md)
+	"$(BIN)/jupyterhub" -f hub/jupyterhub_config.py
 
 # The student releases that the assignment pages offer for download, regenerated only when an
 # assignment's source, the course config or the release code changed (a stamp file records it).
@@ -54,12 +72,12 @@ book: $(STAMP) $(RELEASE_STAMP)  ## Build the book into _build/html (strict: any
 TEST_WORKERS ?= 2
 PYTEST := "$(BIN)/python" -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
-test: $(STAMP) sysdeps  ## Run every test (includes the strict book build and the grading proofs)
+test: $(STAMP) sysdeps $(PROXY)  ## Run every test (includes the strict book build and the grading proofs)
 	$(PYTEST)
 
 # A busy hub: two CPU-bound processes take both cores while the whole suite runs. The suite has no
 # wall-clock assertion, so it must pass here too, only slower.
-test-loaded: $(STAMP) sysdeps  ## Run every test while two busy loops compete for the CPU cores
+test-loaded: $(STAMP) sysdeps $(PROXY)  ## Run every test while two busy loops compete for the CPU cores
 	@pids=""; for i in 1 2; do "$(BIN)/python" -c 'while True: pass' & pids="$$pids $$!"; done; \
 	trap 'kill $$pids 2>/dev/null || true' EXIT; \
 	echo "Two CPU-bound processes (pids$$pids) compete with the tests."; \
@@ -92,5 +110,5 @@ clean:  ## Remove build outputs and caches (keeps the venv and everything under 
 	rm -rf _build .pytest_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
 
-distclean: clean  ## Also remove the virtual environment
-	rm -rf "$(VENV)"
+distclean: clean  ## Also remove the virtual environment, the hub's proxy and its state
+	rm -rf "$(VENV)" hub/node_modules hub/state

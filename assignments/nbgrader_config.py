@@ -1,8 +1,8 @@
 """nbgrader configuration of the course "Deep CNNs and the ventral visual stream".
 
 nbgrader reads this file whenever it runs in this folder (the course root): the command line, the
-formgrader, and ``course-tools``. Settings for a JupyterHub exchange are in the instructor guide
-(book/instructor_guide.md); put those in the hub's ``/etc/jupyter/nbgrader_config.py``.
+formgrader, and ``course-tools``. The exchange that students and instructors share on a JupyterHub
+is set for everyone in ``hub/everyone/nbgrader_config.py`` (see book/instructor_guide.md).
 """
 
 from course_tools.grading.conventions import configure_grading

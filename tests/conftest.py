@@ -56,9 +56,12 @@ def pytest_collection_modifyitems(config, items):
     A module's tests stay on one worker, so a module- or session-scoped fixture (a trained model,
     a graded course) is computed once, not once per worker. Every test that reads the built book
     joins one group, whatever its module: ``built_book`` is session-scoped, and each worker is a
-    session of its own, so the book is then built once per run.
+    session of its own, so the book is then built once per run. A module that marks its own
+    ``xdist_group`` keeps it.
     """
     for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue  # a test module that chose its group (e.g. tests sharing system state)
         if "built_book" in getattr(item, "fixturenames", ()):
             group = "built_book"
         else:
