@@ -14,6 +14,7 @@ from course_tools.attention import (
     mean_attention_distance,
     patch_centres,
     patch_distances,
+    prefix_attention,
     uniform_attention_distance,
 )
 from course_tools.models.registry import load_model
@@ -109,6 +110,36 @@ def test_closed_forms_for_simple_heads():
     assert uniform_attention_distance(grid, size) == pytest.approx(mean_pairwise)
 
 
+def test_prefix_attention_and_the_two_distances_against_a_hand_computed_head():
+    # CLS + a 3 x 3 grid of 10-px patches. Every patch query pays c = 0.4 to CLS and spreads
+    # 1 - c uniformly over the 9 patches; CLS itself attends uniformly (it is never a query).
+    grid, size, c = 3, 10.0, 0.4
+    attention = np.zeros((2, 1, 10, 10))
+    attention[:, :, 0, :] = 0.1
+    attention[:, :, 1:, 0] = c
+    attention[:, :, 1:, 1:] = (1 - c) / 9
+    np.testing.assert_allclose(prefix_attention(attention), [c])
+    np.testing.assert_allclose(prefix_attention(attention, per_image=True), [[c], [c]])
+    # Mean distance between two patch centres of a 3 x 3 grid, by hand: over the 81 ordered
+    # pairs, 9 at 0, 24 at 1, 16 at sqrt 2, 12 at 2, 16 at sqrt 5 and 4 at sqrt 8 (grid units).
+    mean_pairwise = size * (24 + 16 * math.sqrt(2) + 12 * 2 + 16 * math.sqrt(5) + 4 * math.sqrt(8))
+    mean_pairwise /= 81
+    assert uniform_attention_distance(grid, size) == pytest.approx(mean_pairwise, rel=1e-12)
+    # CLS counted as distance 0: the head sits at (1 - c) of the uniform line, not local at all.
+    np.testing.assert_allclose(mean_attention_distance(attention, size), [(1 - c) * mean_pairwise])
+    # Renormalised over the patches: exactly the uniform line.
+    np.testing.assert_allclose(
+        mean_attention_distance(attention, size, renormalize=True), [mean_pairwise]
+    )
+    # No prefix token: no share.
+    no_cls = np.full((1, 3, 9, 9), 1 / 9)
+    np.testing.assert_allclose(prefix_attention(no_cls, n_prefix_tokens=0), np.zeros(3))
+    with pytest.raises(ValueError, match="not a square grid"):
+        prefix_attention(attention, n_prefix_tokens=2)
+    with pytest.raises(TypeError, match="integer"):
+        prefix_attention(attention, n_prefix_tokens=1.0)
+
+
 def test_uniform_distance_of_a_2x2_grid():
     # Per row: distances 0, s, s, s * sqrt(2).
     assert uniform_attention_distance(2, 10) == pytest.approx((20 + 10 * math.sqrt(2)) / 4)
@@ -147,6 +178,9 @@ def test_attention_distances_of_the_course_vit_match_its_attention_maps():
         np.testing.assert_allclose(
             table.query("block == @block")["cls_attention"].to_numpy(), cls, rtol=1e-5
         )
+        renormalised = brute_force_distance(attention[:, :2], 8, renormalize=True).mean(0)
+        got = table.query("block == @block and head < 2")["distance_over_patches"].to_numpy()
+        np.testing.assert_allclose(got, renormalised, rtol=1e-5)
     per_image = np.stack(
         [mean_attention_distance(maps[2], 8, per_image=True)[:, h] for h in range(4)], 1
     )

@@ -44,7 +44,9 @@ BOOK = Path(__file__).resolve().parents[1] / "book"
 def chapter_code(name: str) -> list[str]:
     """The code cells of a MyST notebook chapter, in order."""
     text = (BOOK / f"{name}.md").read_text()
-    return re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, flags=re.DOTALL)
+    # the cell body, without MyST option lines such as ":tags: [hide-input]"
+    pattern = r"```\{code-cell\}[^\n]*\n(?::[^\n]*\n)*(.*?)```"
+    return re.findall(pattern, text, flags=re.DOTALL)
 
 
 def run_chapter(name: str, replace: dict[str, str], *, last_cell: str | None = None) -> dict:

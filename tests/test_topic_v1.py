@@ -67,7 +67,9 @@ def test_ln_model_fails_on_complex_cells_and_the_energy_model_does_not():
 
 
 def _code_cells(text: str) -> list[str]:
-    return re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, flags=re.DOTALL)
+    # the cell body, without MyST option lines such as ":tags: [hide-input]"
+    pattern = r"```\{code-cell\}[^\n]*\n(?::[^\n]*\n)*(.*?)```"
+    return re.findall(pattern, text, flags=re.DOTALL)
 
 
 def _guarded_by_switch(tree: ast.AST, target) -> bool:

@@ -29,7 +29,8 @@ used re-implementation in ``sayakpaul/probing-vits``, which drops the CLS row an
 renormalising. With ``renormalize=True`` every row is divided by its sum over patches first,
 giving the distance conditional on attending to a patch: each query's distance is divided by
 :math:`1 - A_{i,\\text{CLS}}`, so the two differ little when patches pay CLS little attention
-(:func:`attention_distances` reports the mean as ``cls_attention``).
+(:func:`prefix_attention`; :func:`attention_distances` reports both distances and the
+CLS share).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ __all__ = [
     "attention_maps",
     "mean_attention_distance",
     "patch_centres",
+    "prefix_attention",
     "patch_distances",
     "uniform_attention_distance",
 ]
@@ -176,6 +178,67 @@ def mean_attention_distance(
     array([5.657])
     """
     attention = _as_attention(attention)
+    n_prefix_tokens = _check_prefix(attention, n_prefix_tokens)
+    distances = patch_distances(math.isqrt(attention.shape[-1] - n_prefix_tokens), patch_size)
+    patches = attention[:, :, n_prefix_tokens:, n_prefix_tokens:]
+    if renormalize:
+        mass = patches.sum(-1, keepdims=True)
+        patches = np.divide(patches, mass, out=np.zeros_like(patches), where=mass > 0)
+    per_query = (patches * distances).sum(-1)  # (n_images, n_heads, n_patches)
+    per_head = per_query.mean(-1)
+    return per_head if per_image else per_head.mean(0)
+
+
+def prefix_attention(
+    attention: np.ndarray | torch.Tensor,
+    *,
+    n_prefix_tokens: int = 1,
+    per_image: bool = False,
+) -> np.ndarray:
+    """Share of each head's attention that the patches pay to the CLS (prefix) tokens.
+
+    For query patch :math:`i` (a token with a position) the share is
+    :math:`c_i = \\sum_{k < K} A_{ik}`, the attention on the ``K = n_prefix_tokens`` tokens
+    without a position; this function returns its mean over query patches (and images):
+
+    .. math::
+
+        c = \\frac{1}{N P} \\sum_{n=1}^{N} \\sum_{i=1}^{P} \\sum_{k=1}^{K} A^{(n)}_{ik} .
+
+    It is what separates the two readings of the mean attention distance: with
+    ``renormalize=False`` attention to CLS counts as distance 0, so a head with share ``c``
+    that spreads the rest uniformly over the patches sits at ``(1 - c)`` times
+    :func:`uniform_attention_distance`, below the "uniform" line, without attending locally.
+
+    Parameters
+    ----------
+    attention : array_like, shape (n_images, n_heads, n_tokens, n_tokens)
+        Attention probabilities of one block (rows sum to 1 over all tokens), prefix tokens
+        first, as for :func:`mean_attention_distance`.
+    n_prefix_tokens : int, default=1
+        Tokens without a position at the start of the sequence (1 for one CLS token).
+    per_image : bool, default=False
+        Return one value per image instead of the mean over images.
+
+    Returns
+    -------
+    ndarray, shape (n_heads,) or (n_images, n_heads)
+        The share in [0, 1]; 0 when ``n_prefix_tokens`` is 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> attention = np.full((1, 2, 5, 5), 0.2)      # CLS + 2 x 2 patches, uniform attention
+    >>> prefix_attention(attention)                  # every patch pays 1/5 to CLS
+    array([0.2, 0.2])
+    """
+    attention = _as_attention(attention)
+    n_prefix = _check_prefix(attention, n_prefix_tokens)
+    share = attention[:, :, n_prefix:, :n_prefix].sum(-1).mean(-1)  # (n_images, n_heads)
+    return share if per_image else share.mean(0)
+
+
+def _check_prefix(attention: np.ndarray, n_prefix_tokens: object) -> int:
     if isinstance(n_prefix_tokens, bool) or not isinstance(n_prefix_tokens, int | np.integer):
         raise TypeError(f"n_prefix_tokens must be an integer, got {n_prefix_tokens!r}.")
     n_patches = attention.shape[-1] - int(n_prefix_tokens)
@@ -185,14 +248,7 @@ def mean_attention_distance(
             f"{attention.shape[-1]} tokens minus {n_prefix_tokens} prefix (CLS) tokens leaves "
             f"{n_patches} patches, which is not a square grid. Check n_prefix_tokens."
         )
-    distances = patch_distances(grid_size, patch_size)
-    patches = attention[:, :, n_prefix_tokens:, n_prefix_tokens:]
-    if renormalize:
-        mass = patches.sum(-1, keepdims=True)
-        patches = np.divide(patches, mass, out=np.zeros_like(patches), where=mass > 0)
-    per_query = (patches * distances).sum(-1)  # (n_images, n_heads, n_patches)
-    per_head = per_query.mean(-1)
-    return per_head if per_image else per_head.mean(0)
+    return int(n_prefix_tokens)
 
 
 def _check_vit(model: object) -> None:
@@ -293,17 +349,21 @@ def attention_distances(
     -------
     pandas.DataFrame
         One row per (block, head) with columns ``block``, ``head``, ``distance`` (pixels,
-        mean over images and query patches), ``distance_sd`` (standard deviation over images)
-        and ``cls_attention`` (mean attention a patch pays to the CLS token).
+        mean over images and query patches, CLS as ``renormalize`` says), ``distance_sd``
+        (standard deviation over images), ``distance_over_patches`` (the same with every row
+        renormalised over the patches, to compare with :func:`uniform_attention_distance`) and
+        ``cls_attention`` (mean attention a patch pays to the CLS token,
+        :func:`prefix_attention`).
     """
     _check_vit(model)
     images = _as_image_batch(images)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    per_image, cls = [], []
+    per_image, over_patches, cls = [], [], []
     starts = range(0, len(images), batch_size)
     for start in tqdm(starts, desc="attention", disable=not progress, leave=False):
         maps = attention_maps(model, images[start : start + batch_size])
+        maps = [_as_attention(block) for block in maps]
         per_image.append(
             [
                 mean_attention_distance(
@@ -312,9 +372,18 @@ def attention_distances(
                 for block in maps
             ]
         )
-        cls.append([block[:, :, 1:, 0].double().sum((0, 2)).numpy() for block in maps])
-    distances = np.concatenate([np.stack(batch, axis=1) for batch in per_image], axis=0)
-    cls_attention = np.sum(cls, axis=0) / (len(images) * (maps[0].shape[-1] - 1))
+        over_patches.append(
+            [
+                mean_attention_distance(block, model.patch_size, renormalize=True, per_image=True)
+                for block in maps
+            ]
+        )
+        cls.append([prefix_attention(block, per_image=True) for block in maps])
+
+    def stack(batches):  # [batch][block] arrays (n, heads) -> (n_images, n_blocks, n_heads)
+        return np.concatenate([np.stack(batch, axis=1) for batch in batches], axis=0)
+
+    distances = stack(per_image)
     n_blocks, n_heads = distances.shape[1:]
     blocks, heads = np.meshgrid(np.arange(n_blocks), np.arange(n_heads), indexing="ij")
     return pd.DataFrame(
@@ -323,6 +392,7 @@ def attention_distances(
             "head": heads.ravel(),
             "distance": distances.mean(0).ravel(),
             "distance_sd": distances.std(0, ddof=1).ravel() if len(images) > 1 else np.nan,
-            "cls_attention": cls_attention.ravel(),
+            "distance_over_patches": stack(over_patches).mean(0).ravel(),
+            "cls_attention": stack(cls).mean(0).ravel(),
         }
     )

@@ -528,9 +528,13 @@ def neural_predictivity(
        (repeatable) variance that the prediction explains, 1 for a model that predicts the true
        mean response. Median over neurons per split; mean and SEM over splits.
 
-    Note that Brain-Score's ``explained_variance`` computes ``(r / ceiling) ** 2`` instead, which
-    assumes the model is as noisy as the neurons (Yamins et al. 2014); for a deterministic model
-    the formula above is the one that reaches 1. A negative r also gives a positive
+    This normalisation is the course's choice, not Brain-Score's. Brain-Score's
+    ``explained_variance`` first takes the median over neuroids of ``r`` and of the ceiling and
+    then computes ``(median r / median ceiling) ** 2`` (a ratio of medians, squared), which
+    assumes the model is as noisy as the neurons (Yamins et al. 2014); here each neuron's
+    ``r ** 2 / ceiling`` comes first and the median over neurons after (a median of ratios),
+    and for a deterministic model it is the one that reaches 1. The two agree only when r and
+    the ceiling are the same for every neuron. A negative r also gives a positive
     ``r ** 2 / ceiling``: check ``raw_r`` too.
 
     Parameters

@@ -10,10 +10,13 @@ These are the baselines the lecture compares CNNs with (Cadena et al. 2019, PLoS
 :class:`LNPoissonModel`
     Linear-nonlinear-Poisson model whose linear filter is a combination of Gabor filters, with
     an exponential (or softplus) output, fitted by penalised Poisson likelihood (the lecture's
-    "LNP model with Gabor filters", 17 % explained variance in Cadena et al. 2019).
+    "LNP model with Gabor filters", 17 % explained variance in the bioRxiv preprint of Cadena
+    et al. 2017, doi 10.1101/201764, as the lecture quotes it).
 :class:`GaborEnergyModel`
     Gabor filter bank with simple and energy terms -> ridge readout -> a fitted monotone output
-    nonlinearity (the lecture's "wavelet" model, 39 %).
+    nonlinearity: a classical filter-bank model of V1 like the Gabor filter bank baseline of
+    Cadena et al. (2019). It is not the lecture's 39 % "wavelet" model, which is the Berkeley
+    Wavelet Transform (Willmore et al. 2008), an orthonormal wavelet basis without energy terms.
 :class:`RetinaLNModel`
     The retina's classical model: spike-triggered-average filter and a fitted static
     nonlinearity (Chichilnisky 2001).
@@ -503,8 +506,9 @@ class LNPoissonModel(RegressorMixin, BaseEstimator):
     :class:`GaborFilterBank` and a softplus or exponential output ``f``, fitted by
     maximising the Poisson likelihood with an L2 penalty on the Gabor coefficients ``c``. The
     linear filter in pixel space, ``w = sum_j c_j g_j``, is stored in ``filter_``. This is the
-    LNP baseline of Cadena et al. (2019); it can only model cells whose response grows with one
-    linear projection of the image, so it fails on phase-invariant (complex) cells.
+    LNP baseline of Cadena et al. (2017 preprint, 2019 paper); it can only model cells whose
+    response grows with one linear projection of the image, so it fails on phase-invariant
+    (complex) cells.
 
     The penalty strength is chosen per neuron from ``alphas`` on a held-out ``val_fraction`` of
     the images (warm-started path from strong to weak penalty), then the model is refitted on
@@ -687,7 +691,8 @@ class LNPoissonModel(RegressorMixin, BaseEstimator):
 class GaborEnergyModel(RegressorMixin, BaseEstimator):
     """Gabor filter bank with simple and energy terms, ridge readout, fitted output nonlinearity.
 
-    The "wavelet" model of the lecture: features of a :class:`GaborFilterBank` with
+    A classical filter-bank model of V1 (not the Berkeley Wavelet Transform that the lecture's
+    39 % refers to): features of a :class:`GaborFilterBank` with
     ``kind="both"`` (half-rectified simple-cell responses and quadrature energies), standardised,
     a ridge regression per neuron (penalty chosen per neuron by efficient leave-one-out
     cross-validation, :class:`sklearn.linear_model.RidgeCV`) and, optionally, a monotone output

@@ -50,7 +50,9 @@ comes from:
   ``layer4.0.relu`` is a ReLU module that the block calls three times; its last output, which
   Brain-Score records, is the block output ``layer4.0`` used here.
 - ``"conventional"``: no commitment was found (vit_b_16) or the network is ours. The rule
-  follows the lecture (V4 about the 6th of ~10 layers, IT the last ones): with the network's
+  follows the lecture's slide (credited there to D. Bear and J. Kubilius; not a result of
+  Yamins et al. 2014, whose model has four layers): V4 about the 6th of ~10 layers, IT the
+  last ones, which of them depending on the site's position along IT. With the network's
   ``n`` processing stages in order (conv blocks, residual blocks or transformer blocks; not
   the stem, pooling or readout), V1 = stage 1, V2 = stage 2, V4 = stage ``round(0.6 n)``,
   IT = stage ``n``.
