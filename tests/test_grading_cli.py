@@ -17,7 +17,7 @@ from fixtures.grading_helpers import FIXTURE_COURSE, scratch_course
 from course_tools.cli import build_parser, main
 from course_tools.grading.references import load_references
 
-COMMANDS = ["references", "release", "check", "grade", "tamper"]
+COMMANDS = ["references", "release", "check", "grade", "feedback", "tamper"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -35,7 +35,7 @@ def test_top_level_help_walks_through_a_term(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     text = capsys.readouterr().out
-    for command in COMMANDS[:4]:
+    for command in COMMANDS[:5]:
         assert f"course-tools {command} ps1" in text
 
 

@@ -71,12 +71,14 @@ def test_validation_finds_each_problem(tmp_path):
     assert "without '### END SOLUTION'" in problems
     assert "without nbgrader metadata" in problems
     assert "schema_version 2" in problems
+    assert "cell 0 (a): an autograded test cell must record what it checks" in problems
 
 
 def test_graded_cells_of_fixture():
     cells = {c.grade_id: c for c in graded_cells(read_notebook(NOTEBOOK))}
     assert set(cells) == {"test_visible", "test_mean_hidden", "test_variance_hidden", "answer_ddof"}
-    assert [cells[k].hidden for k in ("test_visible", "test_mean_hidden")] == [False, True]
+    # Every test cell's points rest on values the grader compares: the visible one records too.
+    assert [cells[k].hidden for k in ("test_visible", "test_mean_hidden")] == [True, True]
     assert cells["answer_ddof"].autograded is False
     assert sum(c.points for c in cells.values()) == 6
 
@@ -290,15 +292,23 @@ def test_staging_reports_missing_unexpected_and_deleted_cells(tmp_path):
 
 def test_autograde_preprocessors_are_nbgraders_with_execute_replaced():
     from nbgrader.converters import Autograde
-    from nbgrader.preprocessors import Execute
+    from nbgrader.preprocessors import Execute, LimitOutput
     from traitlets.utils.importstring import import_item
 
     from course_tools.grading.conventions import autograde_preprocessors
     from course_tools.grading.execute import ExecuteSurvivingCrashes
+    from course_tools.grading.limits import LimitOutputBytes
+    from course_tools.grading.verdict import DecideFromRecordings
 
     ours = [import_item(name) for name in autograde_preprocessors()]
     default = Autograde.class_traits()["autograde_preprocessors"].default()
-    assert ours == [ExecuteSurvivingCrashes if pp is Execute else pp for pp in default]
+    expected = []
+    for pp in default:
+        if pp is Execute:
+            expected += [ExecuteSurvivingCrashes, DecideFromRecordings]
+        else:
+            expected += [pp, LimitOutputBytes] if pp is LimitOutput else [pp]
+    assert ours == expected
 
 
 def test_parallel_grading_input_errors(tmp_path):
