@@ -52,6 +52,7 @@ def _attacks(course) -> dict:
     root = str(course)
     secrets = [
         "references.npz",
+        "linked.npz",  # a symbolic link to the references, planted in the submission
         f"{root}/source/{ASSIGNMENT}/references.npz",
         f"{root}/source/{ASSIGNMENT}/mutants.py",
         f"{root}/source/{ASSIGNMENT}/{NOTEBOOK}",
@@ -177,6 +178,8 @@ def attacked(tmp_path_factory):
     solution = solution_notebooks(course, ASSIGNMENT)[NOTEBOOK]
     for student, attack in _attacks(course).items():
         submit(course, ASSIGNMENT, student, {NOTEBOOK: attack(solution)})
+    link = course / "submitted" / "reads-instructor-files" / ASSIGNMENT / "linked.npz"
+    link.symlink_to(course / "source" / ASSIGNMENT / "references.npz")
     # An empty submission folder and a notebook that is not JSON.
     submit(course, ASSIGNMENT, "empty-submission", {})
     broken = submit(course, ASSIGNMENT, "unreadable-json", {})

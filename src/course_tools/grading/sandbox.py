@@ -190,11 +190,18 @@ def sandbox_problem() -> str | None:
 
 
 def private_copy(folder: str | Path, dest: str | Path) -> Path:
-    """Copy a submission folder for the sandbox: every file except the instructor-only ones."""
+    """Copy a submission for the sandbox: every file but instructor-only files and links."""
     folder, dest = Path(folder), Path(dest)
 
     def ignore(where: str, names: list[str]) -> set[str]:
-        return {n for n in names if is_instructor_only(n) or n in {"gradebook.db"}}
+        # A symbolic link could point at an instructor file: links are never followed.
+        return {
+            n
+            for n in names
+            if is_instructor_only(n)
+            or n == "gradebook.db"
+            or os.path.islink(os.path.join(where, n))
+        }
 
     shutil.copytree(folder, dest, ignore=ignore, symlinks=False, dirs_exist_ok=True)
     if _as_root():

@@ -16,6 +16,7 @@ kept, and the note ``"metadata-restored"`` flags the notebook for review.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,12 @@ def find_students(course_root: str | Path, assignment: str) -> list[str]:
 
 
 def _ignore(folder: str, names: list[str]) -> set[str]:
-    return {n for n in names if n in {".ipynb_checkpoints", "__pycache__"}}
+    # Symbolic links are dropped: one could make grading copy an instructor file to the student.
+    return {
+        n
+        for n in names
+        if n in {".ipynb_checkpoints", "__pycache__"} or os.path.islink(os.path.join(folder, n))
+    }
 
 
 def stage_submission(
