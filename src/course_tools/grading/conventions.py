@@ -79,7 +79,8 @@ def configure_grading(c) -> None:
       memory) costs only the cells that need it; plain nbgrader gives the whole submission 0;
       the grader, not the kernel, compares recorded values with the references; the kernel
       runs in a bubblewrap sandbox (``ExecuteSurvivingCrashes.sandbox``; ``course-tools grade
-      --no-sandbox`` turns it off) and gets 300 s to start on a loaded machine;
+      --no-sandbox`` turns it off) and gets 300 s to start and 60 s for its last output on a
+      loaded machine;
     - ``GenerateAssignmentApp`` / ``GenerateFeedbackApp.CourseDirectory.ignore``:
       ``references.npz`` and ``mutants.py`` stay out of the release and the feedback, but
       autograde still copies them in (a plain ``CourseDirectory.ignore`` would hide them there);
@@ -91,8 +92,10 @@ def configure_grading(c) -> None:
     hook = "course_tools.grading.hooks.remove_instructor_files"
     c.Autograde.autograde_preprocessors = autograde_preprocessors()
     c.ExecuteSurvivingCrashes.sandbox = "bwrap"
-    # A kernel that starts slowly on a loaded machine is not a failed submission.
+    # A kernel that starts slowly, or whose last output arrives late, on a loaded machine is not a
+    # failed submission (nbgrader raises after 4 s of iopub silence by default).
     c.ExecuteSurvivingCrashes.startup_timeout = 300
+    c.ExecuteSurvivingCrashes.iopub_timeout = 60
     c.GenerateAssignmentApp.CourseDirectory.ignore = release_ignore_patterns()
     c.GenerateFeedbackApp.CourseDirectory.ignore = release_ignore_patterns()
     c.GenerateAssignment.post_convert_hook = hook
