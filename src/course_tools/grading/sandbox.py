@@ -123,6 +123,7 @@ def bwrap_command(
     home = "/tmp/home"
     args += [
         "--dev", "/dev",
+        "--perms", "1777", "--tmpfs", "/dev/shm",  # private shared memory (semaphores, joblib)
         "--proc", "/proc",
         "--tmpfs", "/tmp",
         "--perms", "0777", "--dir", home,
