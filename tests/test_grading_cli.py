@@ -17,7 +17,7 @@ from fixtures.grading_helpers import FIXTURE_COURSE, scratch_course
 from course_tools.cli import build_parser, main
 from course_tools.grading.references import load_references
 
-COMMANDS = ["references", "release", "check", "grade", "tamper"]
+COMMANDS = ["references", "release", "check", "grade", "feedback", "tamper"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -35,7 +35,7 @@ def test_top_level_help_walks_through_a_term(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     text = capsys.readouterr().out
-    for command in COMMANDS[:4]:
+    for command in COMMANDS[:5]:
         assert f"course-tools {command} ps1" in text
 
 
@@ -61,6 +61,43 @@ def test_unknown_assignment_and_course_give_clear_errors(tmp_path, capsys):
 def test_parser_defaults():
     args = build_parser().parse_args(["grade", "ps1"])
     assert args.jobs == 2 and args.csv is None and args.student is None
+    assert args.no_sandbox is False
+
+
+def test_grade_refuses_without_a_sandbox_and_says_how_to_fix(tmp_path, monkeypatch, capsys):
+    from course_tools.grading import sandbox
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on this PATH
+    problem = sandbox.sandbox_problem.__wrapped__()
+    assert "not found" in problem and "apt-get install bubblewrap" in problem
+    assert "--no-sandbox" in problem
+    monkeypatch.setattr(sandbox, "sandbox_problem", lambda: problem)
+    course = scratch_course(FIXTURE_COURSE, "mean_variance", tmp_path / "course")
+    assert main(["grade", "mean_variance", "--course", str(course)]) == 2
+    err = capsys.readouterr().err
+    assert "Refusing to grade: student code must run in a sandbox" in err
+    assert "apt-get install bubblewrap" in err
+
+
+def test_grade_no_sandbox_is_passed_on_and_printed(monkeypatch, capsys, tmp_path):
+    from course_tools.grading import pipeline
+    from course_tools.grading.autograde import AutogradeRun
+
+    seen = {}
+
+    def fake_grade(root, name, **kwargs):
+        seen.update(kwargs)
+        run = AutogradeRun(name, 2, 1.0, [], sandboxed=kwargs["sandbox"])
+        return pipeline.GradeReport(run, tmp_path, tmp_path / "g.csv", tmp_path / "t.csv")
+
+    monkeypatch.setattr(pipeline, "grade_assignment", fake_grade)
+    course = str(FIXTURE_COURSE)
+    assert main(["grade", "mean_variance", "--no-sandbox", "--course", course]) == 0
+    assert seen["sandbox"] is False
+    assert "WARNING: graded WITHOUT a sandbox (--no-sandbox)" in capsys.readouterr().out
+    assert main(["grade", "mean_variance", "--course", course]) == 0
+    assert seen["sandbox"] is True
+    assert "Sandbox: bubblewrap" in capsys.readouterr().out
 
 
 @pytest.mark.grading

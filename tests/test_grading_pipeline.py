@@ -155,9 +155,11 @@ def _check_fixture_cell_by_cell(scores):
     }
     assert got["exception"] == {"test_visible": 0, "test_mean_hidden": 2, "test_variance_hidden": 0}
     assert got["kernel-death"] == got["exception"]
+    # The first test cell with hidden tests is deleted: now the visible one, which records its
+    # worked examples for the grader too.
     assert got["deleted-cell"] == {
-        "test_visible": 1,
-        "test_mean_hidden": None,
+        "test_visible": None,
+        "test_mean_hidden": 2,
         "test_variance_hidden": 2,
     }
 

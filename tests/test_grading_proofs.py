@@ -45,7 +45,10 @@ def test_proof2_release_autogrades_to_zero_within_timeout(report):
     check = _check(report, "release autogrades to zero")
     assert check.passed, report.table()
     assert check.detail.startswith("0/")
-    assert _check(report, "timeout sized to the assignment").passed, report.table()
+    # Wall time is reported (in the table), never asserted: it fails only on a real timeout.
+    timing = _check(report, "timeout sized to the assignment (reported)")
+    assert timing.passed, report.table()
+    print(f"{report.assignment}: {timing.detail}")
 
 
 def test_proof3_every_hidden_test_catches_a_mutant(report):
@@ -70,7 +73,9 @@ def test_fixture_mutant_failures_are_the_expected_cells():
     )
     assert report.mutants.failures == {
         "mean_over_neurons": {"test_visible", "test_mean_hidden"},
-        "variance_ddof0": {"test_variance_hidden"},
+        # ddof=0 turns the visible example's variances [2, 8] into [1, 4]: the visible test
+        # records them, so it fails too.
+        "variance_ddof0": {"test_visible", "test_variance_hidden"},
         "variance_keepdims": {"test_visible", "test_variance_hidden"},
     }
 

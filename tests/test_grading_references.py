@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import nbformat
 import numpy as np
 import pytest
 
@@ -134,3 +135,68 @@ def test_load_mutants_errors(tmp_path):
     )
     with pytest.raises(ValueError, match="not a top-level function"):
         load_mutants(nested)
+
+
+def _recording(name, value, **payload):
+    from course_tools.grading.references import RECORDING_MIME, encode_array
+
+    data = {"name": name, "rtol": 1.0, "atol": 1.0, "npy": encode_array(np.asarray(value))}
+    data.update(payload)
+    return nbformat.v4.new_output("display_data", data={RECORDING_MIME: data})
+
+
+SPEC = {"variance": {"rtol": 1e-6, "atol": 0.0, "cell": "t", "notebook": "n.ipynb"}}
+REFS = {"variance": np.array([1.0, 4.0, 9.0])}
+
+
+def test_grader_passes_a_matching_recording_with_its_own_tolerance():
+    from course_tools.grading.verdict import judge_cell
+
+    ok = judge_cell("t", [_recording("variance", [1.0, 4.0, 9.0 + 1e-7])], SPEC, REFS)
+    assert ok.passed
+    # The kernel claims rtol=1 in its payload; the grader uses the instructor's 1e-6.
+    off = judge_cell("t", [_recording("variance", [1.0, 4.5, 9.0])], SPEC, REFS)
+    assert off.problems and "rtol=1e-06" in off.problems[0]
+    assert "4.0" not in off.problems[0] and "9.0" not in off.problems[0]
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        ([], "no value was recorded"),
+        ([_recording("other", [1.0, 4.0, 9.0])], "no value was recorded"),
+        ([_recording("variance", [[1.0, 4.0, 9.0]])], "shape (1, 3) but should have shape (3,)"),
+        ([_recording("variance", 0, npy="not base64!")], "not a readable numeric array"),
+        (
+            [_recording("variance", [1.0, 4.0, 9.0]), _recording("variance", [0.0, 0.0, 0.0])],
+            "variance is off",
+        ),
+    ],
+    ids=["nothing", "wrong-name", "wrong-shape", "malformed", "second-recording-wrong"],
+)
+def test_grader_fails_missing_malformed_or_wrong_recordings(outputs, message):
+    from course_tools.grading.verdict import judge_cell
+
+    verdict = judge_cell("t", outputs, SPEC, REFS)
+    assert not verdict.passed and message in verdict.problems[0]
+
+
+def test_grader_marks_the_cell_and_strips_values_and_partial_credit(tmp_path):
+    from course_tools.grading.references import save_references
+    from course_tools.grading.verdict import judge_notebook
+
+    path = tmp_path / "references.npz"
+    save_references(path, REFS, SPEC)
+    meta = {"nbgrader": {"grade": True, "solution": False, "locked": True, "grade_id": "t",
+                         "points": 2, "schema_version": 3}}  # fmt: skip
+    cell = nbformat.v4.new_code_cell("check_reference(...)", metadata=meta)
+    cell.outputs = [
+        nbformat.v4.new_output("execute_result", data={"text/plain": "2"}, execution_count=1),
+        _recording("variance", [1.0, 4.5, 9.0]),
+    ]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    (verdict,) = judge_notebook(nb, "n.ipynb", path)
+    assert not verdict.passed
+    kinds = [o.output_type for o in nb.cells[0].outputs]
+    assert kinds == ["error"]  # the grader's failure first; no fake partial credit, no values
+    assert nb.cells[0].outputs[0].ename == "ReferenceMismatch"

@@ -6,7 +6,7 @@ import shutil
 
 import nbformat
 import pytest
-from fixtures.grading_helpers import FIXTURE_COURSE, all_assignments, assignment_ids
+from fixtures.grading_helpers import FIXTURE_COURSE, REAL_COURSE, all_assignments, assignment_ids
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from course_tools.grading.feedback import HideHiddenTests, find_feedback_leaks
@@ -18,11 +18,13 @@ from course_tools.grading.notebooks import (
     solution_submission,
     validate_source_notebook,
 )
+from course_tools.grading.readymade import find_ready_made
 from course_tools.grading.submissions import stage_submission
 from course_tools.grading.tamper import scan_notebook
 
 FIXTURE = FIXTURE_COURSE / "source" / "mean_variance"
 NOTEBOOK = FIXTURE / "mean_variance.ipynb"
+REAL_SOURCE = REAL_COURSE / "source"
 
 
 @pytest.mark.parametrize(("course", "assignment"), all_assignments(), ids=assignment_ids())
@@ -71,12 +73,14 @@ def test_validation_finds_each_problem(tmp_path):
     assert "without '### END SOLUTION'" in problems
     assert "without nbgrader metadata" in problems
     assert "schema_version 2" in problems
+    assert "cell 0 (a): an autograded test cell must record what it checks" in problems
 
 
 def test_graded_cells_of_fixture():
     cells = {c.grade_id: c for c in graded_cells(read_notebook(NOTEBOOK))}
     assert set(cells) == {"test_visible", "test_mean_hidden", "test_variance_hidden", "answer_ddof"}
-    assert [cells[k].hidden for k in ("test_visible", "test_mean_hidden")] == [False, True]
+    # Every test cell's points rest on values the grader compares: the visible one records too.
+    assert [cells[k].hidden for k in ("test_visible", "test_mean_hidden")] == [True, True]
     assert cells["answer_ddof"].autograded is False
     assert sum(c.points for c in cells.values()) == 6
 
@@ -290,15 +294,23 @@ def test_staging_reports_missing_unexpected_and_deleted_cells(tmp_path):
 
 def test_autograde_preprocessors_are_nbgraders_with_execute_replaced():
     from nbgrader.converters import Autograde
-    from nbgrader.preprocessors import Execute
+    from nbgrader.preprocessors import Execute, LimitOutput
     from traitlets.utils.importstring import import_item
 
     from course_tools.grading.conventions import autograde_preprocessors
     from course_tools.grading.execute import ExecuteSurvivingCrashes
+    from course_tools.grading.limits import LimitOutputBytes
+    from course_tools.grading.verdict import DecideFromRecordings
 
     ours = [import_item(name) for name in autograde_preprocessors()]
     default = Autograde.class_traits()["autograde_preprocessors"].default()
-    assert ours == [ExecuteSurvivingCrashes if pp is Execute else pp for pp in default]
+    expected = []
+    for pp in default:
+        if pp is Execute:
+            expected += [ExecuteSurvivingCrashes, DecideFromRecordings]
+        else:
+            expected += [pp, LimitOutputBytes] if pp is LimitOutput else [pp]
+    assert ours == expected
 
 
 def test_parallel_grading_input_errors(tmp_path):
@@ -312,3 +324,68 @@ def test_parallel_grading_input_errors(tmp_path):
     shutil.copytree(FIXTURE_COURSE, course)
     with pytest.raises(ValueError, match="Release it first"):
         autograde_students(course, "mean_variance")
+
+
+V1 = REAL_SOURCE / "v1_system_identification" / "v1_system_identification.ipynb"
+
+
+def _v1_with(answer: str) -> tuple[object, object]:
+    """The v1 solution with the explainable_variance answer cell replaced by ``answer``."""
+    source = read_notebook(V1)
+    submitted = nbformat.from_dict(source)
+    for cell in submitted.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "explainable_variance":
+            cell.source = answer
+    return submitted, source
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (
+            "from course_tools.metrics import explainable_variance as ev\n"
+            "def explainable_variance(responses):\n    return ev(responses)",
+            "uses 'ev' from `from course_tools.metrics import explainable_variance as ev`",
+        ),
+        (
+            "import course_tools.metrics as m\n"
+            "def explainable_variance(responses):\n    return m.explainable_variance(responses)",
+            "uses 'm' from `import course_tools.metrics as m`",
+        ),
+        (
+            "def explainable_variance(responses):\n"
+            "    import importlib\n"
+            "    mod = importlib.import_module('course_' + 'tools.metrics')\n"
+            "    return mod.explainable_variance(responses)",
+            "imports a module dynamically",
+        ),
+        (
+            "def explainable_variance(responses):\n"
+            "    return __import__('sys').modules['course_tools.metrics'].explainable_variance("
+            "responses)",
+            "imports a module dynamically",
+        ),
+        (
+            "def _helper(r):\n    from sklearn import metrics\n    return metrics\n"
+            "def explainable_variance(responses):\n    return _helper(responses)",
+            "imports a ready-made implementation: from sklearn import metrics",
+        ),
+    ],
+)
+def test_ready_made_call_is_flagged_with_its_cell_in_any_form(answer, reason):
+    submitted, source = _v1_with(answer)
+    uses = find_ready_made(submitted, source)
+    assert any(u.reason.startswith(reason) for u in uses), uses
+    assert {u.function for u in uses} == {"explainable_variance"}
+    assert {u.cell for u in uses} == {"explainable_variance"}
+
+
+def test_ready_made_scan_accepts_own_numpy_code_and_provided_helpers():
+    for path in sorted(REAL_SOURCE.glob("*/*.ipynb")):
+        source = read_notebook(path)
+        assert find_ready_made(nbformat.from_dict(source), source) == [], path.name
+    submitted, source = _v1_with(
+        "import numpy as np\nfrom numpy import nanvar as v\n"
+        "def explainable_variance(responses):\n    return v(responses, axis=0)"
+    )
+    assert find_ready_made(submitted, source) == []

@@ -22,7 +22,7 @@ A term, command by command (run from the repository root, or pass --course):
   nbgrader release_assignment ps1 / nbgrader collect ps1   (nbgrader's own exchange steps)
   course-tools grade ps1        autograde every submission in parallel, write feedback without
                                 hidden tests, export grades.csv, list tampered submissions
-  nbgrader release_feedback ps1 (students fetch their feedback)
+  course-tools feedback ps1 --release (leak-checked; students fetch their feedback)
 """
 
 
@@ -154,12 +154,20 @@ def cmd_grade(args: argparse.Namespace) -> int:
         students=args.student or None,
         grades_csv=args.csv,
         progress=not args.quiet,
+        sandbox=not args.no_sandbox,
     )
     run = report.autograde
     print(
         f"Autograded {len(run.outcomes)} submission(s) of {name} with {run.jobs} job(s) "
         f"in {run.seconds:.1f} s."
     )
+    if run.sandboxed:
+        print("Sandbox: bubblewrap (each kernel unprivileged, no network, own processes only).")
+    else:
+        print(
+            "WARNING: graded WITHOUT a sandbox (--no-sandbox): student code ran as you and could "
+            "read and change course files. Do not trust these grades for a real class."
+        )
     notes = [[n.student, n.notebook, n.kind, n.message] for o in run.outcomes for n in o.notes]
     if notes:
         print("\nSubmissions that needed attention:")
@@ -172,8 +180,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
         for problem in report.feedback_problems:
             print(f"  {problem}")
     print(
-        f"\nFeedback: {report.feedback_dir}/<student>/{name}/  (release with "
-        f"`nbgrader release_feedback {name}`)"
+        f"\nFeedback: {report.feedback_dir}/<student>/{name}/  (checked for leaks; return it "
+        f"with `course-tools feedback {name} --release`)"
     )
     print(f"Grades:   {report.grades_csv}")
     if report.tamper:
@@ -183,6 +191,25 @@ def cmd_grade(args: argparse.Namespace) -> int:
     else:
         print(f"Tamper report: nothing suspicious ({report.tamper_csv}).")
     return 1 if run.failed or report.feedback_problems else 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from course_tools.grading.pool import start_workers_early
+
+    start_workers_early()
+    from course_tools.grading.pipeline import feedback_assignment
+
+    root = _course(args)
+    name = _assignments(args, root)[0]
+    report = feedback_assignment(root, name, students=args.student or None, release=args.release)
+    print(f"Feedback of {name} generated for {len(report.students)} student(s) and scanned.")
+    if report.problems:
+        print("Feedback files removed because they showed hidden tests or instructor files:")
+        for problem in report.problems:
+            print(f"  {problem}")
+    if args.release:
+        print("Released to the exchange." if report.released else "Release FAILED:\n" + report.log)
+    return 1 if report.problems or (args.release and not report.released) else 0
 
 
 def cmd_tamper(args: argparse.Namespace) -> int:
@@ -267,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
         "an endless loop or a deleted cell costs only the points that depend on it. Then "
         "write feedback (feedback/<student>/<a>/*.html) without hidden tests or reference "
         "values, export all grades to CSV, and list submissions that tamper with grading. "
+        "Each kernel runs in a bubblewrap sandbox (unprivileged, no network, a private copy "
+        "of the submission, no instructor file), and the points are decided by the grader "
+        "outside it; where the sandbox cannot start, grading is refused unless --no-sandbox. "
         "Exit status 1 if a submission could not be graded.",
     )
     _add_assignment(p, allow_all=False)
@@ -290,8 +320,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write the grades (default <course>/grades.csv)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run student code WITHOUT the bubblewrap sandbox (only where it cannot start; "
+        "the summary says so)",
+    )
     _add_course(p)
     p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser(
+        "feedback",
+        help="the return step: regenerate feedback, scan it for leaks, release it",
+        description="Regenerate the feedback of graded submissions (nbgrader generate_feedback, "
+        "hidden tests removed), scan every file for hidden test lines and instructor files "
+        "and delete any that leak, then with --release hand the checked feedback to the "
+        "exchange (nbgrader release_feedback). Use this instead of the raw nbgrader "
+        "commands, which check nothing. Exit status 1 if a leak was found.",
+    )
+    _add_assignment(p, allow_all=False)
+    p.add_argument("--student", action="append", metavar="ID", help="only this student")
+    p.add_argument("--release", action="store_true", help="release the checked feedback")
+    _add_course(p)
+    p.set_defaults(func=cmd_feedback)
 
     p = sub.add_parser(
         "tamper",

@@ -13,8 +13,9 @@ Conventions for an assignment ``<a>`` in the nbgrader course directory (``assign
     ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS`` in locked test cells. Hidden tests draw
     held-out inputs from their own seeds and call :func:`check_reference`.
 ``source/<a>/references.npz``
-    Reference outputs, written by ``course-tools references <a>`` (solution executed with
-    ``$COURSE_TOOLS_RECORD_REFERENCES`` set). Never released; copied in by autograde.
+    Reference outputs and which test cell records each (with its tolerances), written by
+    ``course-tools references <a>`` from what the solution's ``check_reference`` calls recorded.
+    Never released, never visible to a student's kernel: the grader compares.
 ``source/<a>/mutants.py``
     ``MUTANTS = [Mutant(...)]``: plausible wrong answers, each naming the hidden test cells that
     must catch it (:mod:`course_tools.grading.mutants`). Never released.
@@ -30,6 +31,10 @@ Modules
 light (imported by notebooks): :mod:`~course_tools.grading.references` (check and record),
 :mod:`~course_tools.grading.mutants`, :mod:`~course_tools.grading.conventions`.
 instructor side: :mod:`~course_tools.grading.recording` (``references``),
+:mod:`~course_tools.grading.verdict` (the grader compares recorded values with the references),
+:mod:`~course_tools.grading.sandbox` (each kernel in bubblewrap),
+:mod:`~course_tools.grading.limits` (output in bytes), :mod:`~course_tools.grading.readymade`
+(ready-made calls in write-it-yourself functions),
 :mod:`~course_tools.grading.release` and :mod:`~course_tools.grading.leakcheck` (``release``),
 :mod:`~course_tools.grading.selftest` (``check``), :mod:`~course_tools.grading.pipeline`
 (``grade``: :mod:`~course_tools.grading.autograde`, :mod:`~course_tools.grading.submissions`,

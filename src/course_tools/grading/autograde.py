@@ -44,6 +44,7 @@ from course_tools.grading.submissions import (
 
 __all__ = [
     "AutogradeRun",
+    "SandboxUnavailable",
     "StudentOutcome",
     "autograde_students",
     "export_grades",
@@ -84,6 +85,7 @@ class AutogradeRun:
     jobs: int
     seconds: float
     outcomes: list[StudentOutcome]
+    sandboxed: bool = True
 
     @property
     def failed(self) -> list[StudentOutcome]:
@@ -108,6 +110,10 @@ def _copy_sqlite(src: Path, dest: Path) -> None:
     finally:
         source.close()
         target.close()
+
+
+class SandboxUnavailable(RuntimeError):
+    """Grading was asked to sandbox student code, and the sandbox cannot start here."""
 
 
 # ---- worker process -------------------------------------------------------------------------
@@ -153,7 +159,7 @@ def run_nbgrader_app(app_class: type, argv: list[str]) -> tuple[bool, str]:
 
 
 def _grade_in_worker(
-    assignment: str, student: str, feedback: bool, notebooks: list[Path]
+    assignment: str, student: str, feedback: bool, notebooks: list[Path], sandbox: bool = True
 ) -> tuple[str, bool, float, str, str, list[SubmissionNote]]:
     """Stage one submission, autograde it against this worker's gradebook copy, write feedback."""
     from nbgrader.apps import AutogradeApp, GenerateFeedbackApp
@@ -168,7 +174,12 @@ def _grade_in_worker(
     ]
     success, log = run_nbgrader_app(
         AutogradeApp,
-        [assignment, *common, f"--CourseDirectory.submitted_directory={STAGING_DIR}"],
+        [
+            assignment,
+            *common,
+            f"--CourseDirectory.submitted_directory={STAGING_DIR}",
+            f"--ExecuteSurvivingCrashes.sandbox={'bwrap' if sandbox else 'none'}",
+        ],
     )
     graded = Path(_WORKER["root"], "autograded", student, assignment).is_dir()
     if feedback and graded:
@@ -232,8 +243,22 @@ def merge_submission(main_url: str, worker_url: str, assignment: str, student: s
     return written
 
 
-def _merge_all(main_url: str, assignment: str, graded_in: dict[str, str]) -> int:
-    """Merge each student from the worker gradebook that graded it; return grades written."""
+def _merge_all(
+    main_url: str, assignment: str, graded_in: dict[str, str], students: list[str] = ()
+) -> int:
+    """Merge each student from the worker gradebook that graded it; return grades written.
+
+    Every student in ``students`` is added to the course gradebook even when nothing could be
+    graded (an empty or unreadable submission), so that the exported grades have their row.
+    """
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(main_url) as gb:
+        for student in students:
+            try:
+                gb.find_student(student)
+            except MissingEntry:
+                gb.add_student(student)
     return sum(
         merge_submission(main_url, f"sqlite:///{db}", assignment, student)
         for student, db in sorted(graded_in.items())
@@ -273,6 +298,7 @@ def autograde_students(
     students: list[str] | None = None,
     feedback: bool = False,
     progress: bool = True,
+    sandbox: bool = True,
 ) -> AutogradeRun:
     """Autograde every submission of an assignment, ``jobs`` students at a time.
 
@@ -291,14 +317,30 @@ def autograde_students(
         after autograding (``feedback/<student>/<assignment>/``).
     progress : bool, default=True
         Show a progress bar.
+    sandbox : bool, default=True
+        Run each student's kernel in a bubblewrap sandbox (:mod:`.sandbox`). False runs student
+        code as the grader: only for machines without bubblewrap, and only on purpose.
 
     Returns
     -------
     AutogradeRun
         One outcome per student, in student order.
+
+    Raises
+    ------
+    SandboxUnavailable
+        ``sandbox=True`` but the sandbox cannot start here; the message says why and how to fix.
     """
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}.")
+    if sandbox:
+        from course_tools.grading.sandbox import sandbox_problem
+
+        problem = sandbox_problem()
+        if problem:
+            raise SandboxUnavailable(
+                f"Refusing to grade: student code must run in a sandbox, and {problem}"
+            )
     root = check_course_root(course_root)
     course_config(root)
     notebooks = source_notebooks(root, assignment)
@@ -327,7 +369,7 @@ def autograde_students(
             initargs=(str(root), str(main_db), scratch),
         ) as pool:
             futures = {
-                pool.submit(_grade_in_worker, assignment, s, feedback, notebooks): s
+                pool.submit(_grade_in_worker, assignment, s, feedback, notebooks, sandbox): s
                 for s in students
             }
             bar = tqdm(total=len(futures), desc=f"autograde {assignment}", disable=not progress)
@@ -345,7 +387,7 @@ def autograde_students(
                 bar.update()
             bar.close()
             # One worker merges every student, one after another, into the course gradebook.
-            pool.submit(_merge_all, url, assignment, graded_in).result()
+            pool.submit(_merge_all, url, assignment, graded_in, students).result()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         for student in students:
@@ -355,4 +397,5 @@ def autograde_students(
         jobs=jobs,
         seconds=time.perf_counter() - start,
         outcomes=[outcomes[s] for s in students],
+        sandboxed=sandbox,
     )

@@ -1,16 +1,22 @@
-"""Benchmark: ``course-tools grade --jobs 2`` against serial ``nbgrader autograde``.
+"""Benchmark: the sandbox's cost, and ``course-tools grade --jobs 2`` against serial nbgrader.
 
 Eight simulated submissions of one assignment (three correct, one endless loop, one exception,
-one kernel death, one deleted test cell, one untouched release) are graded twice in two scratch
-copies of the course: by plain ``nbgrader autograde`` (serial), and by ``course-tools grade``
-(parallel autograde + feedback + CSV export + tamper report). Both run as command-line
-subprocesses, so start-up costs count. The grades must be identical and ``course-tools grade``
-must be faster. Run::
+one kernel death, one deleted test cell, one untouched release) are graded in scratch copies of
+the course, in one run:
+
+1. the fixture assignment (fixed costs dominate): plain serial ``nbgrader autograde`` without the
+   sandbox, ``course-tools grade --jobs 2 --no-sandbox`` and ``course-tools grade --jobs 2`` in
+   the sandbox; target: the sandbox costs at most :data:`SANDBOX_OVERHEAD_TARGET` times the time;
+2. a real assignment (``architectures``): serial ``nbgrader autograde`` against sandboxed
+   ``course-tools grade --jobs 2``; target :data:`REAL_SPEEDUP_TARGET` (two jobs on two cores).
+
+Every run is a command-line subprocess, so start-up costs count, and the grades must be identical.
+Run::
 
     python -m course_tools.grading.benchmark --course tests/fixtures/course \
-        --assignment mean_variance
+        --assignment mean_variance --real architectures
 
-Exit status 1 when grades differ or the target is missed.
+Exit status 1 when grades differ or a target is missed.
 """
 
 from __future__ import annotations
@@ -32,6 +38,11 @@ from course_tools.grading.release import copy_course, generate_release
 from course_tools.grading.selftest import format_table
 
 __all__ = ["simulated_submissions", "main"]
+
+#: ``course-tools grade`` in the sandbox may take at most this many times as long as without it.
+SANDBOX_OVERHEAD_TARGET = 1.15
+#: ``course-tools grade --jobs 2`` against serial nbgrader on a real assignment (issue 18).
+REAL_SPEEDUP_TARGET = 1.7
 
 
 def _edit(nb, grade_id, edit):
@@ -89,51 +100,113 @@ def _prepare(course_root: Path, assignment: str, dest: Path) -> Path:
     return course
 
 
+def _grade(course: Path, assignment: str, jobs: int, *, sandbox: bool) -> tuple[float, bool, str]:
+    """``course-tools grade`` as a subprocess: (seconds, success, output)."""
+    script = Path(sys.executable).parent / "course-tools"
+    command = [str(script), "grade", assignment, "--jobs", str(jobs), "--quiet"]
+    command += ["--course", str(course)] + ([] if sandbox else ["--no-sandbox"])
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, env=nbgrader_env(), check=False)
+    return time.perf_counter() - start, proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _serial(course: Path, assignment: str) -> float:
+    """Plain serial ``nbgrader autograde`` without the sandbox (what nbgrader alone does)."""
+    start = time.perf_counter()
+    run_nbgrader(
+        ["autograde", assignment, "--ExecuteSurvivingCrashes.sandbox=none"], course, check=False
+    )
+    return time.perf_counter() - start
+
+
+def _scores(course: Path, assignment: str):
+    return read_scores(gradebook_url(course), assignment)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print a table; return 1 if grades differ or it is not faster."""
+    """Run the benchmark and print a table; return 1 if grades differ or a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--course", type=Path, default=Path("tests/fixtures/course"))
     parser.add_argument("--assignment", default="mean_variance")
+    parser.add_argument(
+        "--real-course", type=Path, default=Path("assignments"), help="course of --real"
+    )
+    parser.add_argument("--real", default="architectures", help="a real assignment ('' to skip)")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
+    rows, failures = [], []
     with tempfile.TemporaryDirectory(prefix="grading-bench-") as scratch:
-        serial = _prepare(args.course, args.assignment, Path(scratch) / "serial")
-        parallel = _prepare(args.course, args.assignment, Path(scratch) / "parallel")
-
-        start = time.perf_counter()
-        run_nbgrader(["autograde", args.assignment], serial, check=False)
-        serial_s = time.perf_counter() - start
-
-        script = Path(sys.executable).parent / "course-tools"
-        command = [str(script), "grade", args.assignment, "--jobs", str(args.jobs), "--quiet"]
-        start = time.perf_counter()
-        proc = subprocess.run(
-            [*command, "--course", str(parallel)],
-            capture_output=True,
-            text=True,
-            env=nbgrader_env(),
-            check=False,
+        runs = {
+            name: _prepare(args.course, args.assignment, Path(scratch) / name)
+            for name in ("serial", "unsandboxed", "sandboxed")
+        }
+        serial_s = _serial(runs["serial"], args.assignment)
+        plain_s, plain_ok, plain_log = _grade(
+            runs["unsandboxed"], args.assignment, args.jobs, sandbox=False
         )
-        parallel_s = time.perf_counter() - start
-        if proc.returncode != 0:
-            print(proc.stdout + proc.stderr)
-        same = read_scores(gradebook_url(serial), args.assignment) == read_scores(
-            gradebook_url(parallel), args.assignment
+        boxed_s, boxed_ok, boxed_log = _grade(
+            runs["sandboxed"], args.assignment, args.jobs, sandbox=True
         )
-        n = len({r.student for r in read_scores(gradebook_url(parallel), args.assignment)})
-    rows = [
-        ["nbgrader autograde (serial)", f"{serial_s:.1f}", "1.00"],
-        [
-            f"course-tools grade --jobs {args.jobs} (+feedback, csv, tamper)",
-            f"{parallel_s:.1f}",
-            f"{serial_s / parallel_s:.2f}",
-        ],
-    ]
-    print(f"{n} submissions of {args.assignment}; grades identical: {same}")
-    print(format_table(["run", "seconds", "speed-up"], rows))
-    ok = same and parallel_s < serial_s and proc.returncode == 0
-    print("target met" if ok else "TARGET MISSED (grades must match and grade must be faster)")
-    return 0 if ok else 1
+        reference = _scores(runs["serial"], args.assignment)
+        same = all(_scores(c, args.assignment) == reference for c in runs.values())
+        n = len({r.student for r in reference})
+        for ok, log in ((plain_ok, plain_log), (boxed_ok, boxed_log)):
+            if not ok:
+                print(log[-3000:])
+        overhead = boxed_s / plain_s
+        rows += [
+            [f"{args.assignment}: nbgrader autograde (serial)", f"{serial_s:.1f}", "1.00", ""],
+            [
+                f"{args.assignment}: grade --jobs {args.jobs} --no-sandbox",
+                f"{plain_s:.1f}",
+                f"{serial_s / plain_s:.2f}",
+                "",
+            ],
+            [
+                f"{args.assignment}: grade --jobs {args.jobs} (sandboxed)",
+                f"{boxed_s:.1f}",
+                f"{serial_s / boxed_s:.2f}",
+                f"sandbox overhead {overhead:.2f}x (target <= {SANDBOX_OVERHEAD_TARGET})",
+            ],
+        ]
+        if not (same and plain_ok and boxed_ok):
+            failures.append(f"{args.assignment}: grades differ or grading failed")
+        if overhead > SANDBOX_OVERHEAD_TARGET:
+            failures.append(f"sandbox overhead {overhead:.2f}x > {SANDBOX_OVERHEAD_TARGET}x")
+        print(f"{n} submissions of {args.assignment}; grades identical in all runs: {same}")
+        if args.real:
+            real = {
+                name: _prepare(args.real_course, args.real, Path(scratch) / f"real-{name}")
+                for name in ("serial", "sandboxed")
+            }
+            real_serial_s = _serial(real["serial"], args.real)
+            real_s, real_ok, real_log = _grade(
+                real["sandboxed"], args.real, args.jobs, sandbox=True
+            )
+            if not real_ok:
+                print(real_log[-3000:])
+            real_same = _scores(real["serial"], args.real) == _scores(real["sandboxed"], args.real)
+            speedup = real_serial_s / real_s
+            rows += [
+                [f"{args.real}: nbgrader autograde (serial)", f"{real_serial_s:.1f}", "1.00", ""],
+                [
+                    f"{args.real}: grade --jobs {args.jobs} (sandboxed)",
+                    f"{real_s:.1f}",
+                    f"{speedup:.2f}",
+                    f"target >= {REAL_SPEEDUP_TARGET}",
+                ],
+            ]
+            print(f"8 submissions of {args.real}; grades identical: {real_same}")
+            if not (real_same and real_ok):
+                failures.append(f"{args.real}: grades differ or grading failed")
+            if speedup < REAL_SPEEDUP_TARGET:
+                failures.append(f"{args.real}: speed-up {speedup:.2f}x < {REAL_SPEEDUP_TARGET}x")
+    print(format_table(["run", "seconds", "speed-up", "target"], rows))
+    for failure in failures:
+        print(f"TARGET MISSED: {failure}")
+    if not failures:
+        print("targets met")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -43,12 +43,16 @@ def is_instructor_only(path: str | Path) -> bool:
     return any(fnmatch.fnmatch(name, pattern) for pattern in INSTRUCTOR_ONLY_FILES)
 
 
-#: nbgrader 0.9's autograde preprocessors, with Execute replaced by one that survives kernel deaths.
+#: nbgrader 0.9's autograde preprocessors, with Execute replaced by one that survives kernel deaths
+#: (and runs the kernel in a sandbox), followed by the grader's own comparison of the recorded
+#: values with the references (:mod:`course_tools.grading.verdict`).
 AUTOGRADE_PREPROCESSORS = (
     "course_tools.grading.execute.ExecuteSurvivingCrashes",
+    "course_tools.grading.verdict.DecideFromRecordings",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
+    "course_tools.grading.limits.LimitOutputBytes",
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
@@ -73,6 +77,10 @@ def configure_grading(c) -> None:
 
     - ``Autograde.autograde_preprocessors``: a kernel that dies (``os._exit``, a segfault, out of
       memory) costs only the cells that need it; plain nbgrader gives the whole submission 0;
+      the grader, not the kernel, compares recorded values with the references; the kernel
+      runs in a bubblewrap sandbox (``ExecuteSurvivingCrashes.sandbox``; ``course-tools grade
+      --no-sandbox`` turns it off) and gets 300 s to start and 60 s for its last output on a
+      loaded machine;
     - ``GenerateAssignmentApp`` / ``GenerateFeedbackApp.CourseDirectory.ignore``:
       ``references.npz`` and ``mutants.py`` stay out of the release and the feedback, but
       autograde still copies them in (a plain ``CourseDirectory.ignore`` would hide them there);
@@ -83,6 +91,11 @@ def configure_grading(c) -> None:
     """
     hook = "course_tools.grading.hooks.remove_instructor_files"
     c.Autograde.autograde_preprocessors = autograde_preprocessors()
+    c.ExecuteSurvivingCrashes.sandbox = "bwrap"
+    # A kernel that starts slowly, or whose last output arrives late, on a loaded machine is not a
+    # failed submission (nbgrader raises after 4 s of iopub silence by default).
+    c.ExecuteSurvivingCrashes.startup_timeout = 300
+    c.ExecuteSurvivingCrashes.iopub_timeout = 60
     c.GenerateAssignmentApp.CourseDirectory.ignore = release_ignore_patterns()
     c.GenerateFeedbackApp.CourseDirectory.ignore = release_ignore_patterns()
     c.GenerateAssignment.post_convert_hook = hook

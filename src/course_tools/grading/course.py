@@ -55,6 +55,16 @@ def cell_timeout(course_root: str | Path) -> float:
     return 30.0
 
 
+#: The instructor's own runs (recording references, executing mutants) are trusted code that must
+#: not fail because the machine is busy: they get this many times the students' per-cell timeout.
+INSTRUCTOR_TIMEOUT_FACTOR = 5
+
+
+def instructor_timeout(course_root: str | Path) -> float:
+    """Per-cell timeout for the instructor's own executions (:data:`INSTRUCTOR_TIMEOUT_FACTOR`)."""
+    return INSTRUCTOR_TIMEOUT_FACTOR * cell_timeout(course_root)
+
+
 def gradebook_url(course_root: str | Path) -> str:
     """The gradebook's database URL: ``CourseDirectory.db_url`` or ``<course>/gradebook.db``."""
     root = check_course_root(course_root)

@@ -1,4 +1,4 @@
-"""nbgrader's Execute preprocessor, made to survive a kernel that dies.
+"""nbgrader's Execute preprocessor, made to survive a kernel that dies and to run it in a sandbox.
 
 When student code kills the kernel (``os._exit``, a segfault in a C extension, the kernel running
 out of memory), nbgrader abandons the whole submission: no cell is graded. This subclass marks the
@@ -9,17 +9,25 @@ the crashing cell lose points. ``nbgrader_config.py`` puts it in place of nbgrad
     from course_tools.grading.conventions import autograde_preprocessors
 
     c.Autograde.autograde_preprocessors = autograde_preprocessors()
+
+With ``sandbox = "bwrap"`` (the course default, :func:`~.conventions.configure_grading`) the
+kernel runs in a bubblewrap sandbox (:mod:`course_tools.grading.sandbox`) on a private copy of
+the submission folder without the instructor-only files; the copy and the sandbox are gone when
+the notebook is done, before anything is graded.
 """
 
 from __future__ import annotations
 
 import copy
+import shutil
+import tempfile
+from pathlib import Path
 
 import nbformat
 from nbclient.exceptions import DeadKernelError
 from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute
-from traitlets import Integer
+from traitlets import Enum, Integer
 
 __all__ = ["ExecuteSurvivingCrashes"]
 
@@ -37,11 +45,46 @@ class ExecuteSurvivingCrashes(Execute):
         3, help="Kernel deaths tolerated per notebook before the remaining cells are skipped."
     ).tag(config=True)
 
+    sandbox = Enum(
+        ["bwrap", "none"],
+        default_value="none",
+        help="Run the kernel in a bubblewrap sandbox ('bwrap') or as the grader ('none').",
+    ).tag(config=True)
+
     def preprocess(self, nb, resources=None, km=None):
         self._restarts = 0
         self._skip_from: int | None = None
         self._done: list[int] = []
-        return super().preprocess(nb, resources, km)
+        if self.sandbox == "none" or km is not None:
+            return super().preprocess(nb, resources, km)
+        from course_tools.grading.sandbox import (
+            SandboxedKernelManager,
+            private_copy,
+            sandbox_problem,
+        )
+
+        problem = sandbox_problem()
+        if problem:
+            raise RuntimeError(f"Cannot grade in a sandbox: {problem}")
+        folder = Path(resources.get("metadata", {}).get("path") or ".").resolve()
+        scratch = Path(tempfile.mkdtemp(prefix="ct-"))
+        try:
+            scratch.chmod(0o755)
+            self._sandbox_dirs = (private_copy(folder, scratch / "work"), scratch / "run")
+            self._hidden = [str(Path.cwd()), str(Path.home()), str(folder)]
+            self.kernel_manager_class = SandboxedKernelManager
+            resources = {**resources, "metadata": {**resources.get("metadata", {})}}
+            resources["metadata"]["path"] = str(self._sandbox_dirs[0])
+            return super().preprocess(nb, resources, km)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def create_kernel_manager(self):
+        km = super().create_kernel_manager()
+        if self.sandbox != "none" and hasattr(km, "runtime_dir"):
+            km.workdir, km.runtime_dir = (str(p) for p in self._sandbox_dirs)
+            km.hidden = ":".join(self._hidden)
+        return km
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":

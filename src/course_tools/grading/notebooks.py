@@ -128,13 +128,26 @@ def _region_problems(label: str, source: str, begin: str, end: str) -> list[str]
     return problems
 
 
+def _records_in_hidden_region(source: str) -> bool:
+    inside = False
+    for line in source.split("\n"):
+        if BEGIN_HIDDEN_TESTS in line:
+            inside = True
+        elif END_HIDDEN_TESTS in line:
+            inside = False
+        elif inside and "check_reference(" in line:
+            return True
+    return False
+
+
 def validate_source_notebook(path: str | Path) -> list[str]:
     """Check that a source notebook is ready for nbgrader; return the problems found.
 
     Checks: valid nbformat; no outputs or execution counts; every cell with solution or hidden
     test markers carries nbgrader metadata of schema 3; grade ids unique; grade cells have
     positive points; solution regions only in solution cells and hidden tests only in test cells;
-    regions balanced; at least one autograded test cell.
+    regions balanced; at least one autograded test cell; every autograded test cell records a
+    value with ``check_reference`` in its hidden region (the grader decides its points).
 
     Returns
     -------
@@ -187,6 +200,17 @@ def validate_source_notebook(path: str | Path) -> list[str]:
             problems.append(f"{label}: hidden tests outside an autograded test cell")
         if meta.get("solution") and meta.get("locked"):
             problems.append(f"{label}: a solution cell cannot be locked")
+        if (
+            meta.get("grade")
+            and not meta.get("solution")
+            and cell.cell_type == "code"
+            and not _records_in_hidden_region(cell.source)
+        ):
+            problems.append(
+                f"{label}: an autograded test cell must record what it checks: call "
+                "check_reference(...) between the hidden test markers, so the grader (not the "
+                "student's kernel) decides its points"
+            )
         problems += _region_problems(label, cell.source, BEGIN_SOLUTION, END_SOLUTION)
         problems += _region_problems(label, cell.source, BEGIN_HIDDEN_TESTS, END_HIDDEN_TESTS)
     if not any(c.autograded for c in graded_cells(nb)):

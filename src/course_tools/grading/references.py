@@ -9,18 +9,27 @@ Hidden tests call :func:`check_reference` on results computed from inputs the st
     check_reference("trial_variance_held_out", trial_variance(held_out), rtol=1e-6)
     ### END HIDDEN TESTS
 
-The same line does two jobs:
+Inside a Jupyter kernel the call only *records* the value: it publishes it as a display output of
+type :data:`RECORDING_MIME` in the cell that made it. The kernel never sees the references, so
+nothing a student patches in it (numpy, torch, this module) can turn a wrong value into a pass:
 
-* ``course-tools references <a>`` runs the solution with ``$COURSE_TOOLS_RECORD_REFERENCES`` set to
-  a file path: the value is *recorded* there under its name.
-* During grading (and ``course-tools check``) the value is *compared* with the recorded one in
-  ``references.npz`` next to the notebook (or ``$COURSE_TOOLS_REFERENCES``). A mismatch raises
-  :class:`ReferenceMismatch` (an ``AssertionError``) that names the quantity and says by how much
-  it is off and what tolerance applies, but never prints the reference values themselves.
+* ``course-tools references <a>`` runs the solution and stores every recorded value, with the
+  cell that recorded it and its tolerances, in ``references.npz`` (:mod:`.recording`).
+* While grading, the grader process reads the recordings back out of each test cell's outputs and
+  compares them with ``references.npz`` (:mod:`.verdict`). A mismatch fails the cell with a
+  message that names the quantity and says by how much it is off and what tolerance applies, but
+  never prints the reference values themselves.
+
+Outside a kernel (a script, a test), the call compares at once with a references file given by
+``path``, ``$COURSE_TOOLS_REFERENCES`` or ``references.npz`` in the working directory, and raises
+:class:`ReferenceMismatch`; with ``$COURSE_TOOLS_RECORD_REFERENCES`` set it appends to that file.
 """
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -31,14 +40,27 @@ import numpy as np
 from course_tools.grading.conventions import RECORD_ENV_VAR, REFERENCES_ENV_VAR, REFERENCES_FILE
 
 __all__ = [
+    "MANIFEST_KEY",
+    "RECORDING_MIME",
     "ReferenceChange",
     "ReferenceMismatch",
     "check_reference",
     "compare_reference_files",
+    "decode_array",
+    "describe_mismatch",
+    "encode_array",
+    "load_manifest",
     "load_references",
+    "save_references",
 ]
 
+#: MIME type of the display output a recording kernel publishes for each checked value.
+RECORDING_MIME = "application/vnd.course-tools.recording+json"
+#: Key in ``references.npz`` of a JSON text: ``{name: {"notebook", "cell", "rtol", "atol"}}``.
+MANIFEST_KEY = "__manifest__"
+
 _CACHE: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+_MANIFESTS: dict[tuple[str, int], dict[str, dict]] = {}
 
 
 class ReferenceMismatch(AssertionError):
@@ -87,8 +109,34 @@ def load_references(path: str | Path) -> dict[str, np.ndarray]:
     key = (str(path.resolve()), path.stat().st_mtime_ns)
     if key not in _CACHE:
         with np.load(path, allow_pickle=False) as data:
-            _CACHE[key] = {name: data[name] for name in data.files}
+            _CACHE[key] = {name: data[name] for name in data.files if name != MANIFEST_KEY}
+            if MANIFEST_KEY in data.files:
+                _MANIFESTS[key] = json.loads(str(data[MANIFEST_KEY]))
     return _CACHE[key]
+
+
+def load_manifest(path: str | Path) -> dict[str, dict]:
+    """Which notebook and cell record each reference, and with which tolerances.
+
+    Returns
+    -------
+    dict
+        ``{name: {"notebook": str, "cell": grade id, "rtol": float, "atol": float}}``; empty for
+        a file written before manifests existed (regenerate it with ``course-tools references``).
+    """
+    path = Path(path)
+    load_references(path)
+    return dict(_MANIFESTS.get((str(path.resolve()), path.stat().st_mtime_ns), {}))
+
+
+def save_references(
+    path: str | Path, values: dict[str, np.ndarray], manifest: dict[str, dict] | None = None
+) -> None:
+    """Write a references file atomically (with its manifest, when given)."""
+    path = Path(path)
+    if manifest is not None:
+        values = {**values, MANIFEST_KEY: np.array(json.dumps(manifest, sort_keys=True))}
+    _save_references(path, values)
 
 
 def _save_references(path: Path, values: dict[str, np.ndarray]) -> None:
@@ -115,7 +163,7 @@ def _record(name: str, array: np.ndarray, path: Path) -> None:
     _save_references(path, values)
 
 
-def _describe_mismatch(
+def describe_mismatch(
     name: str, actual: np.ndarray, desired: np.ndarray, rtol: float, atol: float
 ) -> str | None:
     if actual.shape != desired.shape:
@@ -195,8 +243,10 @@ def check_reference(
     if not (rtol >= 0 and atol >= 0):
         raise ValueError(f"Tolerances must be >= 0, got rtol={rtol!r}, atol={atol!r}.")
     array = _as_array(name, value)
+    if path is None and _publish_recording(name, array, rtol=rtol, atol=atol):
+        return
     record_path = os.environ.get(RECORD_ENV_VAR)
-    if record_path:
+    if record_path and path is None:
         _record(name, array, Path(record_path))
         return
     ref_path = Path(path or os.environ.get(REFERENCES_ENV_VAR) or REFERENCES_FILE)
@@ -206,9 +256,48 @@ def check_reference(
             f"No reference named {name!r} in {ref_path}. Regenerate the references with "
             "`course-tools references <assignment>` after adding a check."
         )
-    message = _describe_mismatch(name, array, references[name], rtol, atol)
+    message = describe_mismatch(name, array, references[name], rtol, atol)
     if message is not None:
         raise ReferenceMismatch(message)
+
+
+def encode_array(array: np.ndarray) -> str:
+    """An array as base64 text of its ``.npy`` bytes (no pickles)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def decode_array(text: str, *, max_bytes: int) -> np.ndarray:
+    """Inverse of :func:`encode_array`; refuses pickles and payloads over ``max_bytes``.
+
+    Raises
+    ------
+    ValueError
+        The text is not a base64 ``.npy`` payload of at most ``max_bytes`` bytes.
+    """
+    if not isinstance(text, str) or len(text) > 4 * (max_bytes // 3 + 1):
+        raise ValueError(f"a recording must be base64 text of at most {max_bytes} bytes")
+    raw = base64.b64decode(text.encode("ascii"), validate=True)
+    return np.load(io.BytesIO(raw), allow_pickle=False)
+
+
+def _publish_recording(name: str, array: np.ndarray, *, rtol: float, atol: float) -> bool:
+    """Publish the value as a recording output when running in a Jupyter kernel."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # no IPython: not in a kernel
+        return False
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return False
+    from IPython.display import publish_display_data
+
+    payload = {"name": name, "rtol": rtol, "atol": atol, "npy": encode_array(array)}
+    publish_display_data(
+        {RECORDING_MIME: payload, "text/plain": f"(recorded {name} for grading)"},
+    )
+    return True
 
 
 @dataclass(frozen=True)

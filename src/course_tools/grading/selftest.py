@@ -5,11 +5,15 @@
 3. Every mutant (plausible wrong answer, ``mutants.py``) fails the test cells it names and at
    least one hidden test; every hidden test cell fails for at least one mutant.
 4. The release holds no solution text, no hidden test text and no instructor-only file.
-5. The slowest solution cell needs at most half the per-cell timeout (room for slower code).
+5. Reported, never failed on a busy machine: the slowest solution cell's wall time and its
+   kernel CPU time against the per-cell timeout (the check fails only when a solution cell
+   actually ran out of time).
 
 Proofs 1, 2 and 4 run nbgrader itself (generate_assignment, then our parallel autograde) in a
 scratch copy of the course. Proof 3 executes the source notebook *once* with nbclient and then,
-in the same kernel, swaps in each mutant and re-runs only the test cells.
+in the same kernel, swaps in each mutant and re-runs only the test cells. A test cell fails when
+it raises or when the grader's comparison of what it recorded fails (:mod:`.verdict`), exactly
+as in grading.
 """
 
 from __future__ import annotations
@@ -28,15 +32,20 @@ from nbclient import NotebookClient
 
 from course_tools.grading.autograde import AutogradeRun, autograde_students
 from course_tools.grading.conventions import MUTANTS_FILE, REFERENCES_FILE, source_notebooks
-from course_tools.grading.course import cell_timeout, gradebook_url
+from course_tools.grading.course import cell_timeout, gradebook_url, instructor_timeout
 from course_tools.grading.gradebook import read_scores
 from course_tools.grading.leakcheck import Leak
 from course_tools.grading.mutants import load_mutants
 from course_tools.grading.notebooks import graded_cells, read_notebook, solution_submission
+from course_tools.grading.references import load_manifest, load_references
 from course_tools.grading.release import check_source, copy_course, generate_release
+from course_tools.grading.verdict import judge_cell
 
 __all__ = ["Check", "SelfTestReport", "format_table", "run_mutants", "self_test"]
 
+#: The slowest solution cell should take at most 1/SAFETY_FACTOR of the per-cell timeout on an
+#: idle machine, so that slower correct code and a busy machine still finish (reported only).
+SAFETY_FACTOR = 2.0
 SOLUTION_STUDENT = "solution-check"
 RELEASE_STUDENT = "release-check"
 
@@ -59,7 +68,9 @@ class MutantRun:
     solution_errors : dict
         ``{cell label: error line}`` for cells of the solution that raised (should be empty).
     cell_seconds : dict
-        ``{cell label: seconds}`` for every code cell of the solution run.
+        ``{cell label: seconds}`` (wall time) for every code cell of the solution run.
+    cell_cpu_seconds : dict
+        ``{cell label: seconds}`` of kernel CPU time (all threads) for the same cells.
     failures : dict
         ``{mutant name: set of grade ids of the test cells that failed}``.
     mutant_errors : dict
@@ -68,6 +79,7 @@ class MutantRun:
 
     solution_errors: dict[str, str] = field(default_factory=dict)
     cell_seconds: dict[str, float] = field(default_factory=dict)
+    cell_cpu_seconds: dict[str, float] = field(default_factory=dict)
     failures: dict[str, set[str]] = field(default_factory=dict)
     mutant_errors: dict[str, str] = field(default_factory=dict)
 
@@ -129,6 +141,27 @@ def _seconds(cell) -> float | None:
     return (parse(end) - parse(start)).total_seconds()
 
 
+def _kernel_process(client):
+    """The kernel's process (psutil), or None when it cannot be found."""
+    try:
+        import psutil
+
+        return psutil.Process(client.km.provisioner.process.pid)
+    except Exception:  # another provisioner, or psutil missing: CPU times are not reported
+        return None
+
+
+def _cpu_seconds(process) -> float | None:
+    """User + system CPU seconds of a process and its children so far."""
+    if process is None:
+        return None
+    try:
+        times = process.cpu_times()
+        return times.user + times.system + times.children_user + times.children_system
+    except Exception:  # the kernel died: no CPU time for this cell
+        return None
+
+
 def run_mutants(
     notebook_path: str | Path, mutants_path: str | Path, *, timeout: float = 60.0
 ) -> MutantRun:
@@ -148,6 +181,21 @@ def run_mutants(
     nb = read_notebook(notebook_path)
     tests = [c for c in graded_cells(nb) if c.autograded]
     result = MutantRun()
+    references_path = notebook_path.parent / REFERENCES_FILE
+    references = load_references(references_path)
+    expected: dict[str, dict[str, dict]] = {}
+    for name, spec in load_manifest(references_path).items():
+        if spec.get("notebook") in (None, notebook_path.name):
+            expected.setdefault(spec["cell"], {})[name] = spec
+
+    def failure(cell, grade_id: str | None) -> str | None:
+        """Why a cell fails as the grader sees it: its own error, else its recordings."""
+        error = _error_line(cell)
+        if error or grade_id not in expected:
+            return error
+        verdict = judge_cell(grade_id, cell.get("outputs", []), expected[grade_id], references)
+        return None if verdict.passed else "ReferenceMismatch: " + " ".join(verdict.problems)
+
     client = NotebookClient(
         nb,
         timeout=int(timeout),
@@ -157,17 +205,22 @@ def run_mutants(
     )
     client.reset_execution_trackers()
     with client.setup_kernel():
+        kernel = _kernel_process(client)
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
+            cpu_before = _cpu_seconds(kernel)
             client.execute_cell(cell, index)
-            label = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"
-            error = _error_line(cell)
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            label = grade_id or f"cell {index}"
+            error = failure(cell, grade_id)
             if error:
                 result.solution_errors[label] = error
             seconds = _seconds(cell)
             if seconds is not None:
                 result.cell_seconds[label] = seconds
+            if cpu_before is not None and (cpu_after := _cpu_seconds(kernel)) is not None:
+                result.cell_cpu_seconds[label] = cpu_after - cpu_before
 
         def run(code: str) -> str | None:
             nb.cells.append(nbformat.v4.new_code_cell(code))
@@ -202,7 +255,7 @@ def run_mutants(
             for test in tests:
                 replay = copy.deepcopy(nb.cells[test.index])
                 client.execute_cell(replay, test.index)
-                if _error_line(replay):
+                if failure(replay, test.grade_id):
                     failed.add(test.grade_id)
             result.failures[mutant.name] = failed
             run("globals().update(_ct_originals)")
@@ -290,7 +343,10 @@ def self_test(
         notebooks = source_notebooks(course, assignment)
         mutants_file = course / "source" / assignment / MUTANTS_FILE
         try:
-            mutant_runs = [run_mutants(nb, mutants_file, timeout=timeout) for nb in notebooks]
+            mutant_runs = [
+                run_mutants(nb, mutants_file, timeout=instructor_timeout(course))
+                for nb in notebooks
+            ]
         finally:
             worker.join()
         if "error" in graded:
@@ -314,6 +370,7 @@ def _merge_runs(runs: list[MutantRun]) -> MutantRun:
     for run in runs:
         merged.solution_errors.update(run.solution_errors)
         merged.cell_seconds.update(run.cell_seconds)
+        merged.cell_cpu_seconds.update(run.cell_cpu_seconds)
         merged.mutant_errors.update(run.mutant_errors)
         for name, failed in run.failures.items():
             merged.failures.setdefault(name, set()).update(failed)
@@ -357,6 +414,32 @@ def _score_checks(course, assignment, notebooks, run, scores, timeout) -> list[C
     return checks
 
 
+def _timeout_check(run: MutantRun, timeout: float) -> Check:
+    """How close the slowest solution cell comes to the per-cell timeout, reported.
+
+    Wall time depends on how busy the machine is, so it never fails the check: a machine running
+    other work can make any cell slow. The check fails only when a solution cell did run out of
+    time (its CellTimeoutError is also a solution error). The report gives the slowest cell's
+    wall time and its kernel CPU time (all threads: on 2 cores up to twice the wall time of an
+    idle machine) and says whether the wall time left the documented safety factor of 2.
+    """
+    slowest = max(run.cell_seconds.items(), key=lambda kv: kv[1], default=("-", 0.0))
+    cpu = run.cell_cpu_seconds.get(slowest[0])
+    timed_out = [k for k, v in run.solution_errors.items() if "CellTimeoutError" in v]
+    detail = f"slowest cell {slowest[0]}: {slowest[1]:.1f} s wall"
+    if cpu is not None:
+        detail += f", {cpu:.1f} s kernel CPU"
+    detail += f"; limit {timeout:g} s per cell"
+    if slowest[1] > timeout / SAFETY_FACTOR:
+        detail += (
+            f"; above 1/{SAFETY_FACTOR:g} of the limit on this run (a busy machine, or raise "
+            "c.Execute.timeout)"
+        )
+    if timed_out:
+        detail += f"; timed out: {', '.join(timed_out)}"
+    return Check("timeout sized to the assignment (reported)", not timed_out, detail)
+
+
 def _mutant_checks(assignment, notebooks, runs, course, timeout) -> list[Check]:
     merged = _merge_runs(runs)
     mutants = load_mutants(course / "source" / assignment / MUTANTS_FILE)
@@ -370,14 +453,7 @@ def _mutant_checks(assignment, notebooks, runs, course, timeout) -> list[Check]:
             else "; ".join(f"{k}: {v}" for k, v in merged.solution_errors.items()),
         )
     ]
-    slowest = max(merged.cell_seconds.items(), key=lambda kv: kv[1], default=("-", 0.0))
-    checks.append(
-        Check(
-            "timeout sized to the assignment",
-            slowest[1] <= timeout / 2,
-            f"slowest cell {slowest[0]}: {slowest[1]:.1f} s; limit {timeout:g} s per cell",
-        )
-    )
+    checks.append(_timeout_check(merged, timeout))
     caught_by: dict[str, list[str]] = {h: [] for h in sorted(hidden)}
     for mutant in mutants:
         if mutant.name in merged.mutant_errors:

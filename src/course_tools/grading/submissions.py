@@ -6,10 +6,17 @@ submission (the student's folder is never changed): when exactly one expected no
 and exactly one unexpected notebook was submitted, the copy is graded under the expected name and
 the report says so. Deleted graded cells are reported too (nbgrader scores them zero and flags
 them for manual review).
+
+Careless is not cheating: a cell whose nbgrader metadata or type was changed (``solution: true``
+flipped on a test cell, points edited, a code cell made markdown) or whose grade id was renamed
+makes nbgrader reject the whole notebook. The staged copy gets the instructor's metadata and cell
+type back (nbgrader then restores the locked cells' source as usual), the student's answers are
+kept, and the note ``"metadata-restored"`` flags the notebook for review.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +38,8 @@ class SubmissionNote:
     notebook : str
         Notebook file name the note is about.
     kind : str
-        ``"renamed"``, ``"missing"``, ``"unexpected"``, ``"unreadable"`` or ``"deleted-cell"``.
+        ``"renamed"``, ``"missing"``, ``"unexpected"``, ``"unreadable"``, ``"deleted-cell"`` or
+        ``"metadata-restored"``.
     message : str
     """
 
@@ -50,7 +58,12 @@ def find_students(course_root: str | Path, assignment: str) -> list[str]:
 
 
 def _ignore(folder: str, names: list[str]) -> set[str]:
-    return {n for n in names if n in {".ipynb_checkpoints", "__pycache__"}}
+    # Symbolic links are dropped: one could make grading copy an instructor file to the student.
+    return {
+        n
+        for n in names
+        if n in {".ipynb_checkpoints", "__pycache__"} or os.path.islink(os.path.join(folder, n))
+    }
 
 
 def stage_submission(
@@ -94,8 +107,74 @@ def stage_submission(
         for name in unexpected
     ]
     for name in sorted(set(expected) & {p.name for p in dest.glob("*.ipynb")}):
+        release = root / "release" / assignment / name
+        notes += _restore_metadata(
+            student, dest / name, release if release.is_file() else None, expected[name]
+        )
         notes += _deleted_cells(student, dest / name, expected[name])
     return notes
+
+
+_KEYS = ("grade", "solution", "locked", "points", "grade_id")
+
+
+def _restore_metadata(
+    student: str, submitted: Path, release: Path | None, source: Path
+) -> list[SubmissionNote]:
+    """Give cells with edited nbgrader metadata, type or grade id the instructor's back."""
+    import nbformat
+
+    try:
+        nb = read_notebook(submitted)
+    except Exception:  # unreadable: reported by _deleted_cells
+        return []
+    original = read_notebook(release or source)
+    by_id = {nbgrader_meta(c)["grade_id"]: c for c in original.cells if nbgrader_meta(c)}
+    present = {nbgrader_meta(c).get("grade_id") for c in nb.cells}
+    # Grade ids the student renamed: unknown ids matched, in order, to the missing ones.
+    unknown = [
+        c
+        for c in nb.cells
+        if nbgrader_meta(c).get("grade_id") is not None
+        and nbgrader_meta(c)["grade_id"] not in by_id
+    ]
+    missing = [g for g in by_id if g not in present]
+    renamed = {}
+    if unknown and len(unknown) == len(missing):
+        order = {g: i for i, g in enumerate(by_id)}
+        renamed = {id(c): g for c, g in zip(unknown, sorted(missing, key=order.get), strict=True)}
+    fixed = []
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        grade_id = renamed.get(id(cell), meta.get("grade_id"))
+        if grade_id not in by_id:
+            continue
+        want = by_id[grade_id]
+        want_meta = nbgrader_meta(want)
+        changed = [k for k in _KEYS if meta.get(k) != want_meta.get(k)]
+        if cell.cell_type != want.cell_type:
+            changed.append("cell type")
+        if not changed:
+            continue
+        fresh = nbformat.from_dict(want) if cell.cell_type != want.cell_type else cell
+        if cell.cell_type != want.cell_type:
+            fresh.source = cell.source  # keep what the student wrote
+            cell.clear()
+            cell.update(fresh)
+        cell.metadata["nbgrader"] = dict(want_meta)
+        fixed.append(f"{grade_id} ({', '.join(changed)})")
+    if not fixed:
+        return []
+    nbformat.write(nb, submitted)
+    return [
+        SubmissionNote(
+            student,
+            submitted.name,
+            "metadata-restored",
+            "cells graded with the instructor's metadata (answers kept; check for tampering): "
+            + "; ".join(fixed),
+        )
+    ]
 
 
 def _deleted_cells(student: str, submitted: Path, source: Path) -> list[SubmissionNote]:

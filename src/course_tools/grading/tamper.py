@@ -16,7 +16,9 @@ This module reads every code cell of a submission with :mod:`ast` and reports, w
 * any use of ``__builtins__``, ``sys.modules`` or ``globals()`` item assignment, ``mock.patch``,
   and ``exec`` / ``eval`` / ``compile`` (which could hide the above);
 * locked cells whose source differs from the assignment (nbgrader silently restores them at
-  autograde, so the edit does not change the grade, but the instructor should know).
+  autograde, so the edit does not change the grade, but the instructor should know);
+* functions the assignment asks students to write themselves that call a ready-made
+  implementation (:mod:`course_tools.grading.readymade`), with the cell where it happens.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from course_tools.grading.conventions import BEGIN_HIDDEN_TESTS, END_HIDDEN_TESTS
 from course_tools.grading.notebooks import nbgrader_meta, read_notebook
+from course_tools.grading.readymade import find_ready_made
 from course_tools.grading.submissions import find_students
 
 __all__ = ["TamperFinding", "scan_notebook", "scan_submissions"]
@@ -290,6 +293,10 @@ def scan_notebook(
         TamperFinding(student, name, grade_id, 0, "locked cell deleted")
         for grade_id in locked
         if grade_id not in seen_ids
+    ]
+    findings += [
+        TamperFinding(student, name, use.cell, use.line, f"ready-made {use.function}: {use.reason}")
+        for use in find_ready_made(nb, source_nb)
     ]
     return findings
 
