@@ -13,6 +13,9 @@ one setting decide whether readers see them:
 
 A JupyterHub button without a repository cannot work (the hub pulls the chapters from the
 repository with nbgitpuller), so that combination stops the build with a message saying what to set.
+
+It also drops a duplicate of sphinx-thebe's inline script (thebe is one of the launch options; it
+is off here), which otherwise raises an error in the browser on every page.
 """
 
 from __future__ import annotations
@@ -112,8 +115,34 @@ def _offer_notebook_download(
     context["ipynb_source"] = f"{pagename}.ipynb"
 
 
+def _drop_duplicate_scripts(
+    app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    """Keep one copy of each script of the page.
+
+    sphinx-thebe (loaded by Jupyter Book even with thebe off) registers its inline configuration
+    script twice under Sphinx 7.4, and the browser then fails on the second copy with "Identifier
+    'THEBE_JS_URL' has already been declared" on every page.
+    """
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen, unique = set(), []
+    for script in scripts:
+        # An inline script is registered once with filename None and once with "" (Sphinx's
+        # registry and builder), so the two copies differ only there.
+        filename = getattr(script, "filename", script) or ""
+        key = (str(filename), repr(getattr(script, "attributes", None)))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    scripts[:] = unique
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("config-inited", _apply)
+    # At the default priority: a later handler may return a template name, which ends the event.
+    app.connect("html-page-context", _drop_duplicate_scripts)
     # sphinx-book-theme makes its header buttons at priority 501: run before them.
     app.connect("html-page-context", _offer_notebook_download, priority=500)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
