@@ -325,8 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The commands run nbgrader, which `pip install course-tools` alone does not bring.
         print(
             f"course-tools {args.command}: {error}. The instructor's commands need the grading "
-            "tools: pip install 'course-tools[grading]' (or use the course environment, "
-            "environment.yml).",
+            "tools: pip install 'course-tools[grading]' (from a clone: pip install -e "
+            "'.[grading]'), or the course environment, environment.yml.",
             file=sys.stderr,
         )
         return 2
