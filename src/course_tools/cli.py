@@ -370,6 +370,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"course-tools {args.command}: {error}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as error:
+        if (error.name or "").startswith("course_tools"):
+            raise
+        # The commands run nbgrader, which `pip install course-tools` alone does not bring.
+        print(
+            f"course-tools {args.command}: {error}. The instructor's commands need the grading "
+            "tools: pip install 'course-tools[grading]' (from a clone: pip install -e "
+            "'.[grading]'), or the course environment, environment.yml.",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":
