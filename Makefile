@@ -67,10 +67,10 @@ book: $(STAMP) $(RELEASE_STAMP)  ## Build the book into _build/html (strict: any
 	"$(BIN)/jupyter-book" build . --warningiserror --nitpick --keep-going
 	@echo "Book written to $(CURDIR)/_build/html/index.html"
 
-# Tests run in TEST_WORKERS processes (pytest-xdist), a module's tests and the book's on one worker
-# each (tests/conftest.py). The default, 0, runs them in this process: parallel runs of the book
-# tests are not yet proven to share one build; set TEST_WORKERS=2 to try.
-TEST_WORKERS ?= 0
+# Tests run in TEST_WORKERS processes (pytest-xdist): a module's tests on one worker, and every test
+# that reads the built book on one worker, so the book is built once (tests/conftest.py). Each
+# worker runs torch with one OpenMP thread. TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
 PYTEST := "$(BIN)/python" -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test: $(STAMP) sysdeps $(PROXY)  ## Run every test (includes the strict book build and the grading proofs)

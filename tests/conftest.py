@@ -43,6 +43,7 @@ def _no_network(monkeypatch):
 
 def pytest_configure(config):
     os.environ.setdefault("MPLBACKEND", "Agg")
+    _check_xdist_grouping(config)
     if os.environ.get("PYTEST_XDIST_WORKER"):
         # Each xdist worker gets one core's worth of threads (and so do the kernels and builds it
         # starts, which inherit the variable): two workers with two OpenMP threads each on two
@@ -50,6 +51,7 @@ def pytest_configure(config):
         os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (it adds "@group" to node ids)
 def pytest_collection_modifyitems(config, items):
     """Group tests for ``pytest -n N --dist loadgroup`` (``make test``).
 
@@ -67,6 +69,31 @@ def pytest_collection_modifyitems(config, items):
         else:
             group = item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _check_xdist_grouping(config) -> None:
+    """Refuse ``--dist loadgroup`` where pytest-xdist would ignore the groups without a word.
+
+    pytest-xdist passes a test's group to its scheduler as an ``@group`` suffix that it writes into
+    the node id. pytest 9.2 stores node ids in a structured form, the write is lost, and every test
+    is then scheduled on its own (pytest-xdist#1386, pytest-xdist <= 3.8): each worker would build
+    the book and train each module's models again. Checked in the controller, before any worker.
+    """
+    import importlib.metadata
+
+    from packaging.version import Version
+
+    if os.environ.get("PYTEST_XDIST_WORKER") or config.getoption("dist", "no") != "loadgroup":
+        return
+    pytest_version = Version(pytest.__version__)
+    xdist_version = Version(importlib.metadata.version("pytest-xdist"))
+    if pytest_version >= Version("9.2") and xdist_version < Version("3.9"):
+        raise pytest.UsageError(
+            f"pytest {pytest_version} with pytest-xdist {xdist_version} ignores xdist_group "
+            "(pytest-xdist#1386): the book and each module's fixtures would run once per worker. "
+            "Install the versions pyproject.toml pins (`make venv`), or run serially "
+            "(`make test TEST_WORKERS=0`)."
+        )
 
 
 @dataclass(frozen=True)
