@@ -137,7 +137,8 @@ def test_torch_pins_are_the_measured_pair():
 # of the library is imported (prints {"failed": {module: error}, "blocked": [...]}), or, with CLI
 # arguments, the `course-tools` command runs (prints {"status": int, "stderr": str}).
 _WITHOUT_EXTRAS = r"""
-import contextlib, importlib, importlib.abc, importlib.metadata as md, importlib.util, io, json, pkgutil, re, sys
+import contextlib, importlib, importlib.abc, importlib.metadata as md, importlib.util, io, json
+import pkgutil, re, sys
 from packaging.requirements import Requirement
 
 def canonical(name):
