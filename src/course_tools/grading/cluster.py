@@ -88,7 +88,8 @@ class ClusterError(RuntimeError):
 
 
 def check_cluster(cluster: int | str) -> int | str:
-    """Validate ``cluster``: a number of local workers (>= 1) or a scheduler address."""
+    """Validate ``cluster`` (a number of local workers >= 1, or a scheduler address) and check
+    that ``distributed`` is installed, before anything is graded."""
     if isinstance(cluster, bool) or not isinstance(cluster, int | str):
         raise ValueError(
             f"cluster must be a number of local Dask workers (an int >= 1) or a scheduler "
@@ -98,6 +99,7 @@ def check_cluster(cluster: int | str) -> int | str:
         raise ValueError(f"A local Dask cluster needs at least 1 worker, got {cluster}.")
     if isinstance(cluster, str) and not cluster.strip():
         raise ValueError("The scheduler address is empty: give one such as 'tcp://host:8786'.")
+    _distributed()
     return cluster
 
 
