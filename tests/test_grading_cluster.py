@@ -175,7 +175,7 @@ def test_a_worker_killed_mid_run_loses_and_doubles_nothing(released, serial, sch
     assert all(o.success for o in run.outcomes), [(o.student, o.log[-500:]) for o in run.failed]
     victim = next(o for o in run.outcomes if o.student == VICTIM)
     assert victim.worker and victim.worker != killed_address  # graded again elsewhere
-    assert run.cluster == scheduler.scheduler.address and run.jobs == 2
+    assert run.cluster == f"Dask cluster at {scheduler.scheduler.address}" and run.jobs == 2
     _assert_same_as_serial(course, serial)
     # The grader writes a student keyed by student: writing the same result again (a task that
     # Dask ran twice) changes nothing.

@@ -13,6 +13,10 @@ These are exactly the fields nbgrader's autograde writes, and each copy started 
 gradebook, so the result equals a serial ``nbgrader autograde`` (manual grades already entered
 are kept). Workers are forked from a server that imported nbgrader once (:mod:`.pool`); this
 process imports neither nbgrader nor nbformat, which keeps it cheap on a busy hub.
+
+With ``cluster=`` the same grading of one submission (:func:`grade_one`) runs as a task on a Dask
+cluster (:mod:`.cluster`); each task returns what autograde wrote (:func:`read_submission`) and
+this side writes it (:func:`write_submission`), student by student, after all tasks are done.
 """
 
 from __future__ import annotations
@@ -47,10 +51,14 @@ __all__ = [
     "AutogradeRun",
     "SandboxUnavailable",
     "StudentOutcome",
+    "SubmissionRecord",
     "autograde_students",
     "export_grades",
+    "grade_one",
     "merge_submission",
+    "read_submission",
     "run_nbgrader_app",
+    "write_submission",
 ]
 
 
@@ -95,8 +103,8 @@ class AutogradeRun:
         In student order.
     sandboxed : bool
     cluster : str
-        Where a Dask run graded (``"local Dask cluster"`` or the scheduler's address); empty for
-        the local pool.
+        Where a Dask run graded (``"local Dask cluster"`` or ``"Dask cluster at <address>"``);
+        empty for the local pool.
     """
 
     assignment: str

@@ -326,7 +326,7 @@ class ClusterRun:
     workers : int
         Workers present when grading started.
     where : str
-        ``"local Dask cluster"`` or the scheduler's address.
+        ``"local Dask cluster"`` or ``"Dask cluster at <scheduler address>"``.
     """
 
     outcomes: dict[str, StudentOutcome] = field(default_factory=dict)
@@ -372,7 +372,9 @@ def grade_on_cluster(
     distributed = _distributed()
     run = ClusterRun()
     with connect(cluster, timeout=timeout) as client:
-        run.where = "local Dask cluster" if isinstance(cluster, int) else str(cluster)
+        run.where = (
+            "local Dask cluster" if isinstance(cluster, int) else f"Dask cluster at {cluster}"
+        )
         run.workers = _check_workers(client, str(course_root), str(snapshot), sandbox)
         futures = {}
         try:
