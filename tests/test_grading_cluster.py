@@ -1,9 +1,10 @@
 """Grading a class on a Dask cluster (``course-tools grade --workers N / --scheduler ADDRESS``).
 
-On localhost with two single-threaded worker processes: the grades equal plain serial nbgrader's
-(a correct, a wrong, a blank and a cheating submission), nothing is doubled; a worker killed while
-it grades a submission leaves the run complete, that submission graded again on another worker;
-writing a student twice changes nothing; and the errors say what to fix.
+On localhost, with one local cluster of two single-threaded worker processes for the module: the
+grades equal plain serial nbgrader's (a correct, a wrong, a blank and a cheating submission) and
+nothing is doubled; a worker killed while it grades a submission leaves the run complete, that
+submission graded again on another worker; writing a student twice changes nothing; and the
+errors say what to fix.
 """
 
 from __future__ import annotations
@@ -106,12 +107,14 @@ def _assert_same_as_serial(course: Path, serial: Path) -> None:
     assert rows == _scores(serial)
 
 
-def test_workers_grade_like_serial_nbgrader(released, serial, tmp_path, capsys):
+def test_dask_grades_equal_serial_nbgrader(released, serial, scheduler, tmp_path, capsys):
     course = _copy(released, tmp_path / "course")
-    status = main(["grade", ASSIGNMENT, "--workers", "2", "--quiet", "--course", str(course)])
+    address = scheduler.scheduler.address
+    argv = ["grade", ASSIGNMENT, "--scheduler", address, "--quiet", "--course", str(course)]
+    status = main(argv)
     out = capsys.readouterr().out
     assert status == 0, out
-    assert "on the local Dask cluster (2 worker(s))" in out
+    assert f"on the Dask cluster at {address} (2 worker(s))" in out
     assert "Sandbox: bubblewrap" in out
     _assert_same_as_serial(course, serial)
     # The cheater is reported; the feedback and the grades file come from the same run.
@@ -183,6 +186,22 @@ def test_a_worker_killed_mid_run_loses_and_doubles_nothing(released, serial, sch
     record = read_submission(gradebook_url(serial), ASSIGNMENT, VICTIM)
     assert write_submission(url, ASSIGNMENT, VICTIM, record) == 4
     _assert_same_as_serial(course, serial)
+
+
+def test_workers_start_a_local_cluster_of_that_size(released, monkeypatch):
+    """``--workers N`` asks for a local cluster of N workers (:func:`connect` with an int, which
+    the module's ``scheduler`` fixture runs), in place of ``--jobs``."""
+    from course_tools.grading import pipeline
+
+    asked = {}
+
+    def record(*args, **kwargs):
+        asked.update(kwargs)
+        raise RuntimeError("recorded")
+
+    monkeypatch.setattr(pipeline, "grade_assignment", record)
+    assert main(["grade", ASSIGNMENT, "--workers", "3", "--course", str(released)]) == 2
+    assert asked["cluster"] == 3
 
 
 def test_command_line_errors_say_what_to_fix(released, capsys):
