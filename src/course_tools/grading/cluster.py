@@ -136,13 +136,14 @@ def connect(cluster: int | str, *, timeout: float = CONNECT_TIMEOUT) -> Iterator
     if isinstance(cluster, int):
         import dask
 
-        from course_tools.grading.pool import start_workers_early
+        from course_tools.grading.pool import start_workers_early, worker_context
 
         # Fork the workers (and their restarts) from the grading fork server, which imported
         # nbgrader once, instead of spawning interpreters that import it again (seconds each).
+        method = worker_context().get_start_method()  # spawn where there is no fork server
         start_workers_early()
         with (
-            dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}),
+            dask.config.set({"distributed.worker.multiprocessing-method": method}),
             distributed.LocalCluster(
                 n_workers=cluster,
                 threads_per_worker=1,
