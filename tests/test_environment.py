@@ -49,7 +49,7 @@ def _base() -> set[tuple[str, str]]:
 
 
 # The extras that the hub and Binder image (environment.yml) installs: every kind of user's tools.
-IMAGE_EXTRAS = ("grading", "book", "test")
+IMAGE_EXTRAS = ("grading", "book", "cluster", "test")
 # Extras deliberately left out of the image, and why.
 NOT_IN_IMAGE = {"bench": "the peers `make bench` measures against; never needed to use the course"}
 
@@ -137,7 +137,8 @@ def test_torch_pins_are_the_measured_pair():
 # of the library is imported (prints {"failed": {module: error}, "blocked": [...]}), or, with CLI
 # arguments, the `course-tools` command runs (prints {"status": int, "stderr": str}).
 _WITHOUT_EXTRAS = r"""
-import contextlib, importlib, importlib.abc, importlib.metadata as md, io, json, pkgutil, re, sys
+import contextlib, importlib, importlib.abc, importlib.metadata as md, importlib.util, io, json
+import pkgutil, re, sys
 from packaging.requirements import Requirement
 
 def canonical(name):
@@ -174,6 +175,12 @@ class Block(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, Block())
+# Libraries probe optional packages with importlib.util.find_spec (xarray: dask): for a package
+# that is not installed it returns None rather than raising, and so it must for a blocked one.
+_find_spec = importlib.util.find_spec
+importlib.util.find_spec = lambda name, package=None: (
+    None if name.partition(".")[0] in blocked else _find_spec(name, package)
+)
 if len(sys.argv) > 2:
     from course_tools.cli import main
     stderr = io.StringIO()

@@ -22,6 +22,7 @@ A term, command by command (run from the repository root, or pass --course):
   nbgrader release_assignment ps1 / nbgrader collect ps1   (nbgrader's own exchange steps)
   course-tools grade ps1        autograde every submission in parallel, write feedback without
                                 hidden tests, export grades.csv, list tampered submissions
+                                (--workers N or --scheduler ADDRESS: on a Dask cluster)
   course-tools feedback ps1 --release (leak-checked; students fetch their feedback)
 """
 
@@ -51,6 +52,14 @@ def _add_assignment(parser: argparse.ArgumentParser, *, allow_all: bool) -> None
     )
     if allow_all:
         parser.add_argument("--all", action="store_true", help="every assignment of the course")
+
+
+class _StoreGiven(argparse.Action):
+    """Store the value and remember that the option was given (its default is not)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"{self.dest}_given", True)
 
 
 def _course(args: argparse.Namespace) -> Path:
@@ -155,12 +164,13 @@ def cmd_grade(args: argparse.Namespace) -> int:
         grades_csv=args.csv,
         progress=not args.quiet,
         sandbox=not args.no_sandbox,
+        cluster=args.workers or args.scheduler,
     )
     run = report.autograde
-    print(
-        f"Autograded {len(run.outcomes)} submission(s) of {name} with {run.jobs} job(s) "
-        f"in {run.seconds:.1f} s."
+    where = (
+        f"on the {run.cluster} ({run.jobs} worker(s))" if run.cluster else f"with {run.jobs} job(s)"
     )
+    print(f"Autograded {len(run.outcomes)} submission(s) of {name} {where} in {run.seconds:.1f} s.")
     if run.sandboxed:
         print("Sandbox: bubblewrap (each kernel unprivileged, no network, own processes only).")
     else:
@@ -297,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Each kernel runs in a bubblewrap sandbox (unprivileged, no network, a private copy "
         "of the submission, no instructor file), and the points are decided by the grader "
         "outside it; where the sandbox cannot start, grading is refused unless --no-sandbox. "
+        "With --workers N or --scheduler ADDRESS each submission is one task on a Dask "
+        "cluster, graded the same way in its worker's sandbox; the grades come back to this "
+        "command, which alone writes the gradebook once every task is done. "
         "Exit status 1 if a submission could not be graded.",
     )
     _add_assignment(p, allow_all=False)
@@ -304,7 +317,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         default=2,
-        help="students graded at once (default 2; at most the number of CPU cores)",
+        action=_StoreGiven,
+        help="students graded at once on this machine (default 2; at most the number of CPU cores)",
+    )
+    on_dask = p.add_mutually_exclusive_group()
+    on_dask.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="grade on a local Dask cluster of N single-threaded worker processes, one task "
+        "per submission (needs course-tools[cluster]); instead of --jobs",
+    )
+    on_dask.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="grade on a running Dask cluster, e.g. tcp://host:8786 (dask-jobqueue on Slurm, "
+        "dask-kubernetes, `dask scheduler`): its workers run with --nthreads 1 in this "
+        "environment and see the course folder at the same path (a shared filesystem); "
+        "a dead worker's submission is graded again on another, and only this command writes "
+        "the gradebook",
     )
     p.add_argument(
         "--student",
@@ -365,6 +396,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "jobs", 1) < 1:
         parser.error("--jobs must be at least 1")
+    if getattr(args, "workers", None) is not None and args.workers < 1:
+        parser.error(f"--workers must be at least 1 (a local Dask cluster), got {args.workers}")
+    on_dask = getattr(args, "workers", None) is not None or getattr(args, "scheduler", None)
+    if on_dask and getattr(args, "jobs_given", False):
+        parser.error(
+            "--jobs grades with local processes, --workers/--scheduler on a Dask cluster: give "
+            "one of them (e.g. --workers 4 instead of --jobs 4)"
+        )
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, RuntimeError) as error:

@@ -37,7 +37,8 @@ instructor side: :mod:`~course_tools.grading.recording` (``references``),
 (ready-made calls in write-it-yourself functions),
 :mod:`~course_tools.grading.release` and :mod:`~course_tools.grading.leakcheck` (``release``),
 :mod:`~course_tools.grading.selftest` (``check``), :mod:`~course_tools.grading.pipeline`
-(``grade``: :mod:`~course_tools.grading.autograde`, :mod:`~course_tools.grading.submissions`,
+(``grade``: :mod:`~course_tools.grading.autograde`, :mod:`~course_tools.grading.cluster` (on
+Dask), :mod:`~course_tools.grading.submissions`,
 :mod:`~course_tools.grading.feedback`, :mod:`~course_tools.grading.tamper`),
 nbgrader plug-ins (:mod:`~course_tools.grading.execute`, :mod:`~course_tools.grading.hooks`),
 and :mod:`~course_tools.grading.benchmark` (parallel ``grade`` against serial nbgrader).

@@ -13,6 +13,10 @@ These are exactly the fields nbgrader's autograde writes, and each copy started 
 gradebook, so the result equals a serial ``nbgrader autograde`` (manual grades already entered
 are kept). Workers are forked from a server that imported nbgrader once (:mod:`.pool`); this
 process imports neither nbgrader nor nbformat, which keeps it cheap on a busy hub.
+
+With ``cluster=`` the same grading of one submission (:func:`grade_one`) runs as a task on a Dask
+cluster (:mod:`.cluster`); each task returns what autograde wrote (:func:`read_submission`) and
+this side writes it (:func:`write_submission`), student by student, after all tasks are done.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import traceback
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -46,10 +51,14 @@ __all__ = [
     "AutogradeRun",
     "SandboxUnavailable",
     "StudentOutcome",
+    "SubmissionRecord",
     "autograde_students",
     "export_grades",
+    "grade_one",
     "merge_submission",
+    "read_submission",
     "run_nbgrader_app",
+    "write_submission",
 ]
 
 
@@ -68,6 +77,8 @@ class StudentOutcome:
         Renamed or missing notebooks, deleted cells.
     log : str
         nbgrader's log (its tail is shown when grading failed).
+    worker : str
+        The Dask worker that graded it (empty in the local pool).
     """
 
     student: str
@@ -75,17 +86,33 @@ class StudentOutcome:
     seconds: float
     notes: list[SubmissionNote] = field(default_factory=list)
     log: str = ""
+    worker: str = ""
 
 
 @dataclass
 class AutogradeRun:
-    """Result of :func:`autograde_students`."""
+    """Result of :func:`autograde_students`.
+
+    Attributes
+    ----------
+    assignment : str
+    jobs : int
+        Submissions graded at once: local processes, or the Dask workers present at the start.
+    seconds : float
+    outcomes : list of StudentOutcome
+        In student order.
+    sandboxed : bool
+    cluster : str
+        Where a Dask run graded (``"local Dask cluster"`` or ``"Dask cluster at <address>"``);
+        empty for the local pool.
+    """
 
     assignment: str
     jobs: int
     seconds: float
     outcomes: list[StudentOutcome]
     sandboxed: bool = True
+    cluster: str = ""
 
     @property
     def failed(self) -> list[StudentOutcome]:
@@ -158,19 +185,39 @@ def run_nbgrader_app(app_class: type, argv: list[str]) -> tuple[bool, str]:
     return success, buffer.getvalue()
 
 
-def _grade_in_worker(
-    assignment: str, student: str, feedback: bool, notebooks: list[Path], sandbox: bool = True
-) -> tuple[str, bool, float, str, str, list[SubmissionNote]]:
-    """Stage one submission, autograde it against this worker's gradebook copy, write feedback."""
+def grade_one(
+    course_root: str,
+    db: str,
+    assignment: str,
+    student: str,
+    *,
+    feedback: bool,
+    notebooks: list[Path],
+    sandbox: bool = True,
+) -> tuple[bool, float, str, list[SubmissionNote]]:
+    """Stage one submission, autograde it against the gradebook file ``db``, write feedback.
+
+    The autograded notebooks go to ``<course_root>/autograded/<student>/<assignment>/`` (and
+    ``feedback/``); the grades go to ``db`` only, a copy of the course gradebook that the caller
+    merges (:func:`merge_submission`). Runs in a grading worker: a process of the local pool or a
+    task on a Dask cluster (:mod:`.cluster`).
+
+    Returns
+    -------
+    success : bool
+    seconds : float
+    log : str
+    notes : list of SubmissionNote
+    """
     from nbgrader.apps import AutogradeApp, GenerateFeedbackApp
 
     start = time.perf_counter()
-    notes = stage_submission(_WORKER["root"], assignment, student, notebooks)
+    notes = stage_submission(course_root, assignment, student, notebooks)
     common = [
         f"--student={student}",
         "--force",
-        f"--CourseDirectory.root={_WORKER['root']}",
-        f"--CourseDirectory.db_url=sqlite:///{_WORKER['db']}",
+        f"--CourseDirectory.root={course_root}",
+        f"--CourseDirectory.db_url=sqlite:///{db}",
     ]
     success, log = run_nbgrader_app(
         AutogradeApp,
@@ -181,11 +228,27 @@ def _grade_in_worker(
             f"--ExecuteSurvivingCrashes.sandbox={'bwrap' if sandbox else 'none'}",
         ],
     )
-    graded = Path(_WORKER["root"], "autograded", student, assignment).is_dir()
+    graded = Path(course_root, "autograded", student, assignment).is_dir()
     if feedback and graded:
         ok, feedback_log = run_nbgrader_app(GenerateFeedbackApp, [assignment, *common])
         success, log = success and ok, log + feedback_log
-    return student, success, time.perf_counter() - start, log, _WORKER["db"], notes
+    return success, time.perf_counter() - start, log, notes
+
+
+def _grade_in_worker(
+    assignment: str, student: str, feedback: bool, notebooks: list[Path], sandbox: bool = True
+) -> tuple[str, bool, float, str, str, list[SubmissionNote]]:
+    """:func:`grade_one` in a process of the local pool, against this worker's gradebook copy."""
+    success, seconds, log, notes = grade_one(
+        _WORKER["root"],
+        _WORKER["db"],
+        assignment,
+        student,
+        feedback=feedback,
+        notebooks=notebooks,
+        sandbox=sandbox,
+    )
+    return student, success, seconds, log, _WORKER["db"], notes
 
 
 def export_grades(course_root: str, csv_path: str) -> tuple[bool, str]:
@@ -198,6 +261,86 @@ def export_grades(course_root: str, csv_path: str) -> tuple[bool, str]:
 # ---- merging --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SubmissionRecord:
+    """What nbgrader's autograde wrote into a gradebook for one submission (plain data).
+
+    Attributes
+    ----------
+    timestamp : datetime or None
+        The submission time (late penalties depend on it).
+    notebooks : tuple of (name, late_submission_penalty, grades, comments)
+        ``grades``: tuple of (cell, auto_score, needs_manual_grade); ``comments``: tuple of
+        (cell, auto_comment).
+    """
+
+    timestamp: datetime | None
+    notebooks: tuple
+
+
+def read_submission(db_url: str, assignment: str, student: str) -> SubmissionRecord | None:
+    """What autograde wrote for one student in the gradebook ``db_url`` (None: nothing graded)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url) as gb:
+        try:
+            graded = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return None
+        return SubmissionRecord(
+            timestamp=graded.timestamp,
+            notebooks=tuple(
+                (
+                    nb.name,
+                    nb.late_submission_penalty,
+                    tuple((g.name, g.auto_score, g.needs_manual_grade) for g in nb.grades),
+                    tuple((c.name, c.auto_comment) for c in nb.comments),
+                )
+                for nb in graded.notebooks
+            ),
+        )
+
+
+def write_submission(
+    main_url: str, assignment: str, student: str, record: SubmissionRecord | None
+) -> int:
+    """Write one student's autograde results into the course gradebook; return grades written.
+
+    Keyed by student: the submission is created or updated, and every cell's autograder fields
+    are *replaced*, so writing the same record twice leaves the gradebook as writing it once
+    (manual grades already entered are kept).
+    """
+    if record is None:
+        return 0
+    from nbgrader.api import Gradebook, MissingEntry
+    from sqlalchemy.exc import SAWarning
+
+    with warnings.catch_warnings(), Gradebook(main_url) as dst:
+        # nbgrader's add_submission triggers harmless autoflush warnings (serial autograde too).
+        warnings.simplefilter("ignore", SAWarning)
+        try:
+            dst.find_student(student)
+        except MissingEntry:
+            dst.add_student(student)
+        kwargs = {"timestamp": record.timestamp} if record.timestamp is not None else {}
+        target = dst.update_or_create_submission(assignment, student, **kwargs)
+        written = 0
+        by_name = {nb.name: nb for nb in target.notebooks}
+        for name, penalty, graded_cells, auto_comments in record.notebooks:
+            dest_nb = by_name[name]
+            dest_nb.late_submission_penalty = penalty
+            grades = {g.name: g for g in dest_nb.grades}
+            for cell, auto_score, needs_manual_grade in graded_cells:
+                grades[cell].auto_score = auto_score
+                grades[cell].needs_manual_grade = needs_manual_grade
+                written += 1
+            comments = {c.name: c for c in dest_nb.comments}
+            for cell, auto_comment in auto_comments:
+                comments[cell].auto_comment = auto_comment
+        dst.db.commit()
+    return written
+
+
 def merge_submission(main_url: str, worker_url: str, assignment: str, student: str) -> int:
     """Copy what autograde wrote for one student from a worker gradebook into the course's.
 
@@ -206,51 +349,14 @@ def merge_submission(main_url: str, worker_url: str, assignment: str, student: s
     int
         Number of grades written.
     """
-    from nbgrader.api import Gradebook, MissingEntry
-    from sqlalchemy.exc import SAWarning
-
-    with (
-        warnings.catch_warnings(),
-        Gradebook(worker_url) as src,
-        Gradebook(main_url) as dst,
-    ):
-        # nbgrader's add_submission triggers harmless autoflush warnings (serial autograde too).
-        warnings.simplefilter("ignore", SAWarning)
-        try:
-            graded = src.find_submission(assignment, student)
-        except MissingEntry:
-            return 0
-        try:
-            dst.find_student(student)
-        except MissingEntry:
-            dst.add_student(student)
-        kwargs = {"timestamp": graded.timestamp} if graded.timestamp is not None else {}
-        target = dst.update_or_create_submission(assignment, student, **kwargs)
-        written = 0
-        by_name = {nb.name: nb for nb in target.notebooks}
-        for notebook in graded.notebooks:
-            dest_nb = by_name[notebook.name]
-            dest_nb.late_submission_penalty = notebook.late_submission_penalty
-            grades = {g.name: g for g in dest_nb.grades}
-            for grade in notebook.grades:
-                grades[grade.name].auto_score = grade.auto_score
-                grades[grade.name].needs_manual_grade = grade.needs_manual_grade
-                written += 1
-            comments = {c.name: c for c in dest_nb.comments}
-            for comment in notebook.comments:
-                comments[comment.name].auto_comment = comment.auto_comment
-        dst.db.commit()
-    return written
+    return write_submission(
+        main_url, assignment, student, read_submission(worker_url, assignment, student)
+    )
 
 
-def _merge_all(
-    main_url: str, assignment: str, graded_in: dict[str, str], students: list[str] = ()
-) -> int:
-    """Merge each student from the worker gradebook that graded it; return grades written.
-
-    Every student in ``students`` is added to the course gradebook even when nothing could be
-    graded (an empty or unreadable submission), so that the exported grades have their row.
-    """
+def _add_students(main_url: str, students: list[str]) -> None:
+    """Add every student to the course gradebook, so that the exported grades have their row
+    even when nothing could be graded (an empty or unreadable submission)."""
     from nbgrader.api import Gradebook, MissingEntry
 
     with Gradebook(main_url) as gb:
@@ -259,9 +365,30 @@ def _merge_all(
                 gb.find_student(student)
             except MissingEntry:
                 gb.add_student(student)
+
+
+def _merge_all(
+    main_url: str, assignment: str, graded_in: dict[str, str], students: list[str] = ()
+) -> int:
+    """Merge each student from the worker gradebook that graded it; return grades written."""
+    _add_students(main_url, students)
     return sum(
         merge_submission(main_url, f"sqlite:///{db}", assignment, student)
         for student, db in sorted(graded_in.items())
+    )
+
+
+def _write_all(
+    main_url: str,
+    assignment: str,
+    records: dict[str, SubmissionRecord | None],
+    students: list[str] = (),
+) -> int:
+    """Write each student's returned record, in student order; return grades written."""
+    _add_students(main_url, students)
+    return sum(
+        write_submission(main_url, assignment, student, record)
+        for student, record in sorted(records.items())
     )
 
 
@@ -299,6 +426,7 @@ def autograde_students(
     feedback: bool = False,
     progress: bool = True,
     sandbox: bool = True,
+    cluster: int | str | None = None,
 ) -> AutogradeRun:
     """Autograde every submission of an assignment, ``jobs`` students at a time.
 
@@ -309,7 +437,7 @@ def autograde_students(
     assignment : str
         Assignment name (a folder of ``source/``).
     jobs : int, default=2
-        Worker processes (each runs one kernel at a time).
+        Worker processes (each runs one kernel at a time). Not used with ``cluster``.
     students : list of str, optional
         Grade only these students (default: everyone in ``submitted/``).
     feedback : bool, default=False
@@ -320,6 +448,12 @@ def autograde_students(
     sandbox : bool, default=True
         Run each student's kernel in a bubblewrap sandbox (:mod:`.sandbox`). False runs student
         code as the grader: only for machines without bubblewrap, and only on purpose.
+    cluster : int or str, optional
+        Grade on a Dask cluster (:mod:`.cluster`, needs ``course-tools[cluster]``) instead of
+        the local pool: an int starts a local cluster of that many single-threaded worker
+        processes, a str is the address of a running scheduler (``"tcp://host:8786"``), whose
+        workers see the course folder at the same path. One task per submission; this process
+        alone writes the gradebook, after all tasks are done.
 
     Returns
     -------
@@ -329,11 +463,19 @@ def autograde_students(
     Raises
     ------
     SandboxUnavailable
-        ``sandbox=True`` but the sandbox cannot start here; the message says why and how to fix.
+        ``sandbox=True`` but the sandbox cannot start here (or on a worker of ``cluster``); the
+        message says why and how to fix.
+    course_tools.grading.cluster.ClusterError
+        ``distributed`` is missing, the scheduler does not answer, or a worker cannot grade.
     """
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, got {jobs!r}.")
-    if sandbox:
+    if cluster is None:
+        if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+            raise ValueError(f"jobs must be a positive integer, got {jobs!r}.")
+    else:
+        from course_tools.grading.cluster import check_cluster
+
+        check_cluster(cluster)
+    if sandbox and not isinstance(cluster, str):  # a scheduler's workers are checked there
         from course_tools.grading.sandbox import sandbox_problem
 
         problem = sandbox_problem()
@@ -356,38 +498,45 @@ def autograde_students(
             f"No submission of {assignment!r} for {unknown}: expected folders "
             f"submitted/<student>/{assignment}/ in {root}."
         )
-    outcomes: dict[str, StudentOutcome] = {}
-    graded_in: dict[str, str] = {}
     start = time.perf_counter()
     (root / ".course_tools").mkdir(exist_ok=True)
     scratch = tempfile.mkdtemp(prefix="grading-", dir=root / ".course_tools")
+    where = ""
     try:
-        with ProcessPoolExecutor(
-            max_workers=min(jobs, max(len(students), 1)),
-            mp_context=worker_context(),
-            initializer=_init_worker,
-            initargs=(str(root), str(main_db), scratch),
-        ) as pool:
-            futures = {
-                pool.submit(_grade_in_worker, assignment, s, feedback, notebooks, sandbox): s
-                for s in students
-            }
-            bar = tqdm(total=len(futures), desc=f"autograde {assignment}", disable=not progress)
-            for future in as_completed(futures):
-                student = futures[future]
-                try:
-                    _, success, seconds, log, worker_db, notes = future.result()
-                except Exception as error:  # a worker process died
-                    outcomes[student] = StudentOutcome(
-                        student, False, 0.0, [], f"worker failed: {error!r}"
-                    )
-                else:
-                    graded_in[student] = worker_db
-                    outcomes[student] = StudentOutcome(student, success, seconds, notes, log)
-                bar.update()
-            bar.close()
-            # One worker merges every student, one after another, into the course gradebook.
-            pool.submit(_merge_all, url, assignment, graded_in, students).result()
+        if cluster is None:
+            outcomes = _grade_in_pool(
+                root,
+                assignment,
+                students,
+                url=url,
+                main_db=main_db,
+                scratch=scratch,
+                jobs=jobs,
+                feedback=feedback,
+                notebooks=notebooks,
+                sandbox=sandbox,
+                progress=progress,
+            )
+        else:
+            from course_tools.grading.cluster import grade_on_cluster
+
+            snapshot = Path(scratch) / "gradebook-snapshot.db"
+            _copy_sqlite(main_db, snapshot)
+            on_cluster = grade_on_cluster(
+                cluster,
+                root,
+                assignment,
+                students,
+                snapshot=snapshot,
+                feedback=feedback,
+                notebooks=notebooks,
+                sandbox=sandbox,
+                progress=progress,
+            )
+            outcomes, jobs, where = on_cluster.outcomes, on_cluster.workers, on_cluster.where
+            # This process alone writes the course gradebook (nbgrader imported in a child).
+            with ProcessPoolExecutor(max_workers=1, mp_context=worker_context()) as pool:
+                pool.submit(_write_all, url, assignment, on_cluster.records, students).result()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         for student in students:
@@ -398,4 +547,51 @@ def autograde_students(
         seconds=time.perf_counter() - start,
         outcomes=[outcomes[s] for s in students],
         sandboxed=sandbox,
+        cluster=where,
     )
+
+
+def _grade_in_pool(
+    root: Path,
+    assignment: str,
+    students: list[str],
+    *,
+    url: str,
+    main_db: Path,
+    scratch: str,
+    jobs: int,
+    feedback: bool,
+    notebooks: list[Path],
+    sandbox: bool,
+    progress: bool,
+) -> dict[str, StudentOutcome]:
+    """Grade in a local process pool, then merge every student from the workers' copies."""
+    outcomes: dict[str, StudentOutcome] = {}
+    graded_in: dict[str, str] = {}
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, max(len(students), 1)),
+        mp_context=worker_context(),
+        initializer=_init_worker,
+        initargs=(str(root), str(main_db), scratch),
+    ) as pool:
+        futures = {
+            pool.submit(_grade_in_worker, assignment, s, feedback, notebooks, sandbox): s
+            for s in students
+        }
+        bar = tqdm(total=len(futures), desc=f"autograde {assignment}", disable=not progress)
+        for future in as_completed(futures):
+            student = futures[future]
+            try:
+                _, success, seconds, log, worker_db, notes = future.result()
+            except Exception as error:  # a worker process died
+                outcomes[student] = StudentOutcome(
+                    student, False, 0.0, [], f"worker failed: {error!r}"
+                )
+            else:
+                graded_in[student] = worker_db
+                outcomes[student] = StudentOutcome(student, success, seconds, notes, log)
+            bar.update()
+        bar.close()
+        # One worker merges every student, one after another, into the course gradebook.
+        pool.submit(_merge_all, url, assignment, graded_in, students).result()
+    return outcomes

@@ -8,7 +8,10 @@ the course, in one run:
    sandbox, ``course-tools grade --jobs 2 --no-sandbox`` and ``course-tools grade --jobs 2`` in
    the sandbox; target: the sandbox costs at most :data:`SANDBOX_OVERHEAD_TARGET` times the time;
 2. a real assignment (``architectures``): serial ``nbgrader autograde`` against sandboxed
-   ``course-tools grade --jobs 2``; target :data:`REAL_SPEEDUP_TARGET` (two jobs on two cores).
+   ``course-tools grade --jobs 2``; target :data:`REAL_SPEEDUP_TARGET` (two jobs on two cores);
+3. the same real assignment on a local Dask cluster (``course-tools grade --workers 1`` and
+   ``--workers 2``, :mod:`.cluster`): submissions per minute, and the ratio of 2 workers to 1
+   (reported, no target: the cluster's start-up and per-task copies are part of the cost).
 
 Every run is a command-line subprocess, so start-up costs count, and the grades must be identical.
 Run::
@@ -100,10 +103,16 @@ def _prepare(course_root: Path, assignment: str, dest: Path) -> Path:
     return course
 
 
-def _grade(course: Path, assignment: str, jobs: int, *, sandbox: bool) -> tuple[float, bool, str]:
-    """``course-tools grade`` as a subprocess: (seconds, success, output)."""
+def _grade(
+    course: Path, assignment: str, jobs: int | None, *, sandbox: bool, workers: int | None = None
+) -> tuple[float, bool, str]:
+    """``course-tools grade`` as a subprocess: (seconds, success, output).
+
+    With ``workers``, on a local Dask cluster of that many workers instead of ``jobs`` processes.
+    """
     script = Path(sys.executable).parent / "course-tools"
-    command = [str(script), "grade", assignment, "--jobs", str(jobs), "--quiet"]
+    parallel = ["--jobs", str(jobs)] if workers is None else ["--workers", str(workers)]
+    command = [str(script), "grade", assignment, *parallel, "--quiet"]
     command += ["--course", str(course)] + ([] if sandbox else ["--no-sandbox"])
     start = time.perf_counter()
     proc = subprocess.run(command, capture_output=True, text=True, env=nbgrader_env(), check=False)
@@ -121,6 +130,35 @@ def _serial(course: Path, assignment: str) -> float:
 
 def _scores(course: Path, assignment: str):
     return read_scores(gradebook_url(course), assignment)
+
+
+def _dask_rows(
+    assignment: str, courses: dict[str, Path], serial_s: float, failures: list[str]
+) -> list[list[str]]:
+    """Grade on a local Dask cluster of 1 and of 2 workers; rows with submissions per minute."""
+    reference = _scores(courses["serial"], assignment)
+    n = len({r.student for r in reference})
+    rows, rates = [], {}
+    for workers in (1, 2):
+        course = courses[f"dask-{workers}"]
+        seconds, ok, log = _grade(course, assignment, None, sandbox=True, workers=workers)
+        if not ok:
+            print(log[-3000:])
+        if not (ok and _scores(course, assignment) == reference):
+            failures.append(f"{assignment}: --workers {workers} grades differ or grading failed")
+        rates[workers] = 60 * n / seconds
+        note = f"{rates[workers]:.1f} submissions/min"
+        if workers == 2:
+            note += f"; 2 workers / 1 worker: {rates[2] / rates[1]:.2f}x (no target)"
+        rows.append(
+            [
+                f"{assignment}: grade --workers {workers} (Dask, sandboxed)",
+                f"{seconds:.1f}",
+                f"{serial_s / seconds:.2f}",
+                note,
+            ]
+        )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.real:
             real = {
                 name: _prepare(args.real_course, args.real, Path(scratch) / f"real-{name}")
-                for name in ("serial", "sandboxed")
+                for name in ("serial", "sandboxed", "dask-1", "dask-2")
             }
             real_serial_s = _serial(real["serial"], args.real)
             real_s, real_ok, real_log = _grade(
@@ -201,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                 failures.append(f"{args.real}: grades differ or grading failed")
             if speedup < REAL_SPEEDUP_TARGET:
                 failures.append(f"{args.real}: speed-up {speedup:.2f}x < {REAL_SPEEDUP_TARGET}x")
-    print(format_table(["run", "seconds", "speed-up", "target"], rows))
+            rows += _dask_rows(args.real, real, real_serial_s, failures)
+    print(format_table(["run", "seconds", "speed-up", "target or throughput"], rows))
     for failure in failures:
         print(f"TARGET MISSED: {failure}")
     if not failures:

@@ -219,6 +219,7 @@ def grade_assignment(
     grades_csv: str | Path | None = None,
     progress: bool = True,
     sandbox: bool = True,
+    cluster: int | str | None = None,
 ) -> GradeReport:
     """Autograde, generate feedback, check it, export grades and scan for tampering.
 
@@ -236,6 +237,10 @@ def grade_assignment(
     progress : bool, default=True
     sandbox : bool, default=True
         Run student code in the bubblewrap sandbox; see :func:`.autograde_students`.
+    cluster : int or str, optional
+        Autograde on a Dask cluster instead of ``jobs`` local processes: a number of local
+        workers, or a scheduler's address (:mod:`.cluster`). Feedback is written by the same
+        tasks; the checks, export and scan below run here.
 
     Returns
     -------
@@ -251,6 +256,7 @@ def grade_assignment(
         feedback=True,
         progress=progress,
         sandbox=sandbox,
+        cluster=cluster,
     )
     grades_csv = Path(grades_csv) if grades_csv is not None else root / "grades.csv"
     grades_csv.parent.mkdir(parents=True, exist_ok=True)
