@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: help venv sysdeps proxy hub book test test-loaded test-fast lint format bench clean distclean
+.PHONY: help venv sysdeps proxy hub book test test-all test-loaded test-fast lint format bench clean distclean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -73,7 +73,12 @@ book: $(STAMP) $(RELEASE_STAMP)  ## Build the book into _build/html (strict: any
 TEST_WORKERS ?= 2
 PYTEST := "$(BIN)/python" -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
-test: $(STAMP) sysdeps $(PROXY)  ## Run every test (includes the strict book build and the grading proofs)
+test: $(STAMP) sysdeps $(PROXY)  ## Run the tests (the strict book build, the grading proofs, the term and hub)
+	$(PYTEST) -m "not exhaustive"
+
+# Also the checks marked `exhaustive`: proof 5 of the grading pipeline on every real assignment
+# (make test runs it on the fixture and one real assignment). About 15 more minutes.
+test-all: $(STAMP) sysdeps $(PROXY)  ## Run every test, the exhaustive checks included
 	$(PYTEST)
 
 # A busy hub: two CPU-bound processes take both cores while the whole suite runs. The suite has no
@@ -82,7 +87,7 @@ test-loaded: $(STAMP) sysdeps $(PROXY)  ## Run every test while two busy loops c
 	@pids=""; for i in 1 2; do "$(BIN)/python" -c 'while True: pass' & pids="$$pids $$!"; done; \
 	trap 'kill $$pids 2>/dev/null || true' EXIT; \
 	echo "Two CPU-bound processes (pids$$pids) compete with the tests."; \
-	$(PYTEST)
+	$(PYTEST) -m "not exhaustive"
 
 test-fast: $(STAMP)  ## Run the tests that are not marked slow, book or grading
 	$(PYTEST) -m "not slow and not book and not grading"

@@ -79,7 +79,31 @@ def _bad_submissions(course, assignment):
     }
 
 
-@pytest.fixture(scope="module", params=all_assignments(), ids=assignment_ids())
+#: The real assignment that proof 5 grades in ``make test``, beside the fixture assignment.
+#: Proof 5 checks the pipeline (every submission graded once, bad parts at zero, feedback without
+#: hidden tests, the CSV); the fixture proves it cell by cell and one real assignment with data
+#: files proves it at scale. Every real assignment is proven by ``make test-all`` (marker
+#: ``exhaustive``); proofs 1-4 (test_grading_proofs.py) run for every assignment in ``make test``.
+PIPELINE_REAL = "architectures"
+
+
+def _proof5_cases() -> list:
+    names = [name for course, name in all_assignments() if course != FIXTURE_COURSE]
+    assert PIPELINE_REAL in names, f"PIPELINE_REAL {PIPELINE_REAL!r} is not in {names}"
+    return [
+        pytest.param(
+            case,
+            id=case_id,
+            marks=()
+            if course == FIXTURE_COURSE or name == PIPELINE_REAL
+            else pytest.mark.exhaustive,
+        )
+        for case, case_id in zip(all_assignments(), assignment_ids(), strict=True)
+        for course, name in [case]
+    ]
+
+
+@pytest.fixture(scope="module", params=_proof5_cases())
 def graded(request, tmp_path_factory):
     course_root, assignment = request.param
     course = scratch_course(course_root, assignment, tmp_path_factory.mktemp("course"))
