@@ -45,7 +45,10 @@ def _cells(course, assignment, *, solution=False, hidden=False):
     return out
 
 
-def _bad_submissions(course, assignment):
+SLEEPING_LOOP = "import time\nwhile True:\n    time.sleep(1)\n"
+
+
+def _bad_submissions(course, assignment, *, spin: bool):
     """The solution broken in each way proof 5 names, and the solution under another name.
 
     The renamed solution doubles as the good submission (full marks), which keeps the batch at
@@ -60,9 +63,13 @@ def _bad_submissions(course, assignment):
     def changed(name, grade_id, fn):
         return {**good, name: fn(good[name], grade_id)}
 
+    # A real assignment's per-cell timeout is two minutes: its endless loop sleeps, so that it
+    # holds one grading job for that long without also taking a CPU core from the other tests
+    # (the fixture's loop spins, for its 10 s).
+    loop = "while True:\n    pass\n" if spin else SLEEPING_LOOP
     return {
         "endless-loop": changed(
-            first_nb, first, lambda nb, g: edit_cell(nb, g, lambda s: "while True:\n    pass\n" + s)
+            first_nb, first, lambda nb, g: edit_cell(nb, g, lambda s: loop + s)
         ),
         "exception": changed(
             last_nb,
@@ -108,7 +115,7 @@ def graded(request, tmp_path_factory):
     course_root, assignment = request.param
     course = scratch_course(course_root, assignment, tmp_path_factory.mktemp("course"))
     generate_release(course, assignment)
-    submissions = _bad_submissions(course, assignment)
+    submissions = _bad_submissions(course, assignment, spin=course_root == FIXTURE_COURSE)
     for student, notebooks in submissions.items():
         submit(course, assignment, student, notebooks)
     report = grade_assignment(course, assignment, jobs=2, progress=False)
