@@ -42,7 +42,7 @@ from fixtures.attacks import (
 )
 from fixtures.grading_helpers import REAL_COURSE, scratch_course, solution_notebooks
 
-from course_tools.grading.notebooks import read_notebook
+from course_tools.grading.notebooks import nbgrader_meta, read_notebook
 from course_tools.grading.release import generate_release
 
 pytestmark = [pytest.mark.grading, pytest.mark.slow, pytest.mark.exhaustive]
@@ -153,11 +153,22 @@ def _per_cell(scores, student) -> dict[str, float | None]:
     return {c: r.auto_score for c, r in scores[student].items() if c.startswith("test_")}
 
 
+def _errors(course, student) -> dict[str, set[str]]:
+    """Names of the errors shown in every test cell of the student's graded notebook."""
+    nb = read_notebook(course / "autograded" / student / ASSIGNMENT / NOTEBOOK)
+    return {
+        nbgrader_meta(c)["grade_id"]: {o.get("ename") for o in c.get("outputs", []) if "ename" in o}
+        for c in nb.cells
+        if nbgrader_meta(c).get("grade_id", "").startswith("test_")
+    }
+
+
 def test_blank_release_earns_nothing_and_honest_work_full_marks(attacked):
     _, report, scores, _ = attacked
     assert report.autograde.sandboxed
-    assert all(o.success for o in report.autograde.outcomes), [
-        (o.student, o.log[-500:]) for o in report.autograde.failed
+    broken = {"empty-submission", "unreadable-json"}  # expected to fail (a row with the reason)
+    assert [o.student for o in report.autograde.failed] == sorted(broken), [
+        (o.student, o.log[-500:]) for o in report.autograde.failed if o.student not in broken
     ]
     assert auto_points(scores, "blank") == 0
     assert auto_points(scores, "honest") == AUTOGRADED_POINTS
@@ -173,9 +184,11 @@ def test_attack_reading_instructor_files_sees_nothing(attacked):
 
 
 def test_attack_returning_reference_values_earns_what_blank_earns(attacked):
-    _, _, scores, _ = attacked
+    course, _, scores, _ = attacked
     # No copy of the references is readable: the function raises, as the blank one does.
     assert _per_cell(scores, "returns-reference-values") == _per_cell(scores, "blank")
+    shown = _errors(course, "returns-reference-values")["test_attention_hidden"]
+    assert "NotImplementedError" in shown
 
 
 def test_attack_overwriting_references_and_neighbours_changes_nothing(attacked):
@@ -201,13 +214,15 @@ def test_attack_overwriting_references_and_neighbours_changes_nothing(attacked):
 def test_attack_monkeypatching_numpy_torch_and_checks_earns_what_blank_earns_and_is_flagged(
     attacked,
 ):
-    _, report, scores, _ = attacked
+    course, report, scores, _ = attacked
     student = "monkeypatches-numpy-torch-and-checks"
     # Wrong answers in all four parts, with np.allclose, np.isclose, torch.allclose,
     # assert_allclose and check_reference patched: the grader, not the kernel, compares, and
     # nothing was recorded.
     assert _per_cell(scores, student) == _per_cell(scores, "blank")
     assert any("globals()" in f for f in flags(report, student))
+    # The patch worked in the kernel: no assertion there failed; only the grader's verdicts show.
+    assert all(names == {"ReferenceMismatch"} for names in _errors(course, student).values())
 
 
 def test_attack_detached_process_dies_with_the_sandbox(attacked):
