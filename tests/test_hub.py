@@ -202,9 +202,15 @@ def open_nbgrader_menu(page) -> list[str]:
     return [item for item in items if item]
 
 
+#: A code cell's editor: shown once the notebook is rendered. (A markdown cell's editor is hidden
+#: once JupyterLab renders the markdown, so waiting for the first of every cell's editors to be
+#: visible can time out when the notebook opens with a markdown cell.)
+CODE_EDITOR = ".jp-NotebookPanel .jp-CodeCell .cm-content"
+
+
 def open_notebook(page, url: str, account: Account, path: str) -> None:
     page.goto(f"{url}/user/{account.name}/lab/tree/{path}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content")
+    page.wait_for_selector(CODE_EDITOR)
 
 
 def run_all_cells(page, *, first_code_cell) -> None:
@@ -272,7 +278,7 @@ def student_visit(browser, url: str, student: Account, evidence: Path) -> Visit:
         fetched.filter(has_text=ASSIGNMENT).click()
         notebooks = page.locator(f"#nbgrader-{FIXTURE_COURSE_ID}-{ASSIGNMENT}")
         notebooks.get_by_text(ASSIGNMENT, exact=True).click()
-        page.wait_for_selector(".jp-NotebookPanel .jp-Cell .cm-content")
+        page.wait_for_selector(CODE_EDITOR)
         # Its kernel has started: the status bar names it and says Idle.
         page.locator(".jp-StatusBar-Widget", has_text=KERNEL_IDLE).first.wait_for()
         cells = page.locator(".jp-NotebookPanel:visible .jp-Cell")
