@@ -15,6 +15,7 @@ than a dataset has fails here instead of in a reader's notebook.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import io
 import pickle
@@ -49,10 +50,55 @@ def chapter_code(name: str) -> list[str]:
     return re.findall(pattern, text, flags=re.DOTALL)
 
 
-def run_chapter(name: str, replace: dict[str, str], *, last_cell: str | None = None) -> dict:
+def _bound_and_read(code: str) -> tuple[set[str], set[str]]:
+    """The global names a cell binds (assigns, defines, imports) and the names it reads from
+    earlier cells (those it binds itself do not count: ``fig, ax = ...; ax.plot()``)."""
+    tree = ast.parse(code)
+    bound: set[str] = set()
+    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+    todo = list(ast.iter_child_nodes(tree))
+    while todo:  # module-level statements, not the bodies of functions and classes
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound.add(node.id)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        if not isinstance(node, scopes):
+            todo.extend(ast.iter_child_nodes(node))
+    return bound, read - bound
+
+
+def cells_needed(cells: list[str], last: int) -> list[int]:
+    """Indices of the cells that cell ``last`` needs: it, and every earlier cell that binds a
+    name it reads, transitively (a program slice over global names).
+
+    A chapter's switch to real data at its end needs the chapter's imports and helper functions,
+    not its simulation: the book build runs those cells already, so the test does not run them
+    twice. A cell left out that was needed shows up as a NameError, never as a silent pass.
+    """
+    needed, wanted = [last], _bound_and_read(cells[last])[1]
+    for index in range(last - 1, -1, -1):
+        bound, read = _bound_and_read(cells[index])
+        if bound & wanted:
+            needed.append(index)
+            wanted |= read
+    return sorted(needed)
+
+
+def run_chapter(
+    name: str,
+    replace: dict[str, str],
+    *,
+    last_cell: str | None = None,
+    only_what_it_needs: bool = False,
+) -> dict:
     """Execute a chapter's code cells with each ``replace`` key (which must occur) replaced.
 
-    With ``last_cell``, stop after the first cell that contains that text.
+    With ``last_cell``, stop after the first cell that contains that text; with
+    ``only_what_it_needs`` as well, run only that cell and the cells it needs (`cells_needed`).
     """
     from IPython.display import display
 
@@ -64,6 +110,8 @@ def run_chapter(name: str, replace: dict[str, str], *, last_cell: str | None = N
         ends = [i for i, cell in enumerate(cells) if last_cell in cell]
         assert ends, f"{name}: no code cell contains {last_cell!r}"
         cells = cells[: ends[0] + 1]
+        if only_what_it_needs:
+            cells = [cells[i] for i in cells_needed(cells, len(cells) - 1)]
     source = "\n".join(cells)
     for old, new in replace.items():
         assert old in source, f"{name}: expected {old!r} in the chapter's code"
@@ -286,7 +334,9 @@ def test_v1_chapter_runs_on_cadena2019_with_vgg16(monkeypatch, untrained_downloa
 # ----------------------------------------------------------- ImageNet ViT-B/16 (architectures)
 def test_architectures_chapter_measures_an_imagenet_vit(untrained_downloads):
     switch = {"USE_IMAGENET_VIT = False": "USE_IMAGENET_VIT = True"}
-    ns = run_chapter("architectures", switch, last_cell="if USE_IMAGENET_VIT:")
+    ns = run_chapter(
+        "architectures", switch, last_cell="if USE_IMAGENET_VIT:", only_what_it_needs=True
+    )
     assert untrained_downloads == ["vit_b_16"]
     heads = ns["imagenet_heads"]
     assert sorted(heads["block"].unique()) == list(range(12))  # ViT-B: 12 blocks of 12 heads
@@ -316,11 +366,28 @@ def test_retina_chapter_runs_on_a_deep_retina_file(tmp_path):
             **SWITCH,
             PLACEHOLDER_FILE: f"DEEP_RETINA_FILE = {str(path)!r}",
         },
+        last_cell=PLACEHOLDER_FILE,
+        only_what_it_needs=True,
     )
     assert len(ns["real_fit"]["predictions"]) == 2  # the LN model and the CNN
     for prediction in ns["real_fit"]["predictions"].values():
         assert prediction.shape == ns["real_trials"].shape[1:]
         assert np.isfinite(prediction).all()
+
+
+# ------------------------------------------------------------------------------ slicing
+def test_cells_needed_follows_names_back_through_earlier_cells():
+    cells = [
+        "import numpy as np\nA = 1",
+        "B = np.ones(3)",
+        "fig = 'a figure the last cell makes again'\nunused = 2",
+        "def f(x):\n    return x + A",
+        "C = B + 1",
+        "fig, ax = 1, 2\nprint(f(B), ax)",
+    ]
+    # f reads A inside its body; B reads np; fig is bound by the last cell itself; C is unused
+    assert cells_needed(cells, 5) == [0, 1, 3, 5]
+    assert cells_needed(cells, 4) == [0, 1, 4]
 
 
 # ------------------------------------------------------------------------------ coverage
