@@ -67,18 +67,19 @@ book: $(STAMP) $(RELEASE_STAMP)  ## Build the book into _build/html (strict: any
 	"$(BIN)/jupyter-book" build . --warningiserror --nitpick --keep-going
 	@echo "Book written to $(CURDIR)/_build/html/index.html"
 
-# Tests run in TEST_WORKERS processes (pytest-xdist): a module's tests on one worker, and every test
-# that reads the built book on one worker, so the book is built once (tests/conftest.py). Each
-# worker runs torch with one OpenMP thread. Measured on 2 idle cores from a fresh clone: 2 workers
-# 24.5 min, 3 workers 26.9 min. TEST_WORKERS=0 runs everything in this process.
+# Tests run in TEST_WORKERS processes (pytest-xdist): a module's tests on one worker (or, where a
+# module says so, each assignment's or each test's), and every test that reads the built book on one
+# worker, so the book is built once; the book goes first, then the slow groups, then the quick ones,
+# in that order (no reordering by size), so that both cores stay busy to the end (tests/conftest.py).
+# Each worker runs torch with one OpenMP thread. TEST_WORKERS=0 runs everything in this process.
 TEST_WORKERS ?= 2
-PYTEST := "$(BIN)/python" -m pytest -n $(TEST_WORKERS) --dist loadgroup
+PYTEST := "$(BIN)/python" -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test: $(STAMP) sysdeps $(PROXY)  ## Run the tests (the strict book build, the grading proofs, the term and hub)
 	$(PYTEST) -m "not exhaustive"
 
 # Also the checks marked `exhaustive`: proof 5 of the grading pipeline on every real assignment
-# (make test runs it on the fixture and one real assignment). About 15 more minutes.
+# (make test runs it on the fixture assignment). About 15 more minutes.
 test-all: $(STAMP) sysdeps $(PROXY)  ## Run every test, the exhaustive checks included
 	$(PYTEST)
 

@@ -1,6 +1,7 @@
 """Shared test set-up: no network, a private data cache, a non-interactive plotting backend."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -53,22 +54,51 @@ def pytest_configure(config):
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (it adds "@group" to node ids)
 def pytest_collection_modifyitems(config, items):
-    """Group tests for ``pytest -n N --dist loadgroup`` (``make test``).
+    """Group and order tests for ``pytest -n N --dist loadgroup --no-loadscope-reorder``.
 
-    A module's tests stay on one worker, so a module- or session-scoped fixture (a trained model,
-    a graded course) is computed once, not once per worker. Every test that reads the built book
-    joins one group, whatever its module: ``built_book`` is session-scoped, and each worker is a
-    session of its own, so the book is then built once per run. A module that marks its own
-    ``xdist_group`` keeps it.
+    Groups: a module's tests stay on one worker, so a module- or session-scoped fixture (a
+    trained model, a graded course) is computed once, not once per worker. Every test that reads
+    the built book joins one group, whatever its module: ``built_book`` is session-scoped, and
+    each worker is a session of its own, so the book is then built once per run. A module that
+    marks its own ``xdist_group`` keeps it. A module whose slow tests are independent spreads
+    them over the workers with ``XDIST_SPLIT_BY``: ``"test"`` (each test a group of its own) or
+    the name of a parametrized fixture (one group per value of it, e.g. per assignment).
+
+    Order: the suite keeps both cores busy, so its length is the longer worker's queue. The
+    scheduler hands out groups in the order they are collected, so the longest chain (the book)
+    goes first, then the groups with a ``slow`` test, then the many quick ones, which fill the
+    gaps at the end (longest first, the classic rule for balancing two queues).
     """
     for item in items:
         if item.get_closest_marker("xdist_group"):
             continue  # a test module that chose its group (e.g. tests sharing system state)
+        module = item.nodeid.split("::")[0]
+        split_by = getattr(item.module, "XDIST_SPLIT_BY", None)
+        callspec = getattr(item, "callspec", None)
         if "built_book" in getattr(item, "fixturenames", ()):
             group = "built_book"
+        elif split_by == "test":
+            group = item.nodeid
+        elif split_by and callspec is not None and split_by in callspec.params:
+            value = callspec.params[split_by]
+            parts = value if isinstance(value, tuple) else (value,)
+            # xdist reads the group after the last "@" and only when no "]" follows it
+            key = re.sub(r"[@\[\]]", "_", "/".join(str(getattr(p, "name", p)) for p in parts))
+            group = f"{module}::{split_by}={key}"
         else:
-            group = item.nodeid.split("::")[0]
+            group = module
         item.add_marker(pytest.mark.xdist_group(group))
+
+    def group_of(item):
+        return item.get_closest_marker("xdist_group").args[0]
+
+    slow_groups = {group_of(item) for item in items if item.get_closest_marker("slow")}
+
+    def rank(item):
+        group = group_of(item)
+        return 0 if group == "built_book" else 1 if group in slow_groups else 2
+
+    items.sort(key=rank)  # stable: collection order within a rank
 
 
 def _check_xdist_grouping(config) -> None:

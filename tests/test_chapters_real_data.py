@@ -37,6 +37,8 @@ from course_tools import data_home
 from course_tools.datasets.real import RemoteFile
 
 pytestmark = pytest.mark.slow
+#: The chapters' runs are independent: each is an xdist group of its own (conftest.py).
+XDIST_SPLIT_BY = "test"
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 
@@ -50,42 +52,80 @@ def chapter_code(name: str) -> list[str]:
     return re.findall(pattern, text, flags=re.DOTALL)
 
 
-def _bound_and_read(code: str) -> tuple[set[str], set[str]]:
-    """The global names a cell binds (assigns, defines, imports) and the names it reads from
-    earlier cells (those it binds itself do not count: ``fig, ax = ...; ax.plot()``)."""
-    tree = ast.parse(code)
-    bound: set[str] = set()
-    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+def _binds(statement: ast.stmt) -> set[str]:
+    """The global names a top-level statement binds (assigns, defines, imports, loops over)."""
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {statement.name}
+    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+        return {(alias.asname or alias.name).split(".")[0] for alias in statement.names}
     scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
-    todo = list(ast.iter_child_nodes(tree))
-    while todo:  # module-level statements, not the bodies of functions and classes
+    bound, todo = set(), [statement]
+    while todo:  # not the bodies of functions, classes and lambdas: their names are local
         node = todo.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(node.name)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             bound.add(node.id)
-        elif isinstance(node, ast.alias):
-            bound.add((node.asname or node.name).split(".")[0])
         if not isinstance(node, scopes):
             todo.extend(ast.iter_child_nodes(node))
-    return bound, read - bound
+    return bound
 
 
-def cells_needed(cells: list[str], last: int) -> list[int]:
-    """Indices of the cells that cell ``last`` needs: it, and every earlier cell that binds a
-    name it reads, transitively (a program slice over global names).
+def _reads(node: ast.AST) -> set[str]:
+    """The global names the code reads: in a function's body those it does not bind itself
+    (the globals it will use when called), in a comprehension those it does not loop over."""
+    if isinstance(node, ast.Name):
+        return {node.id} if isinstance(node.ctx, ast.Load) else set()
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        arguments = node.args
+        params = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+        params += [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
+        body = node.body if isinstance(node.body, list) else [node.body]
+        local = {a.arg for a in params}.union(*(_binds(b) for b in body if isinstance(b, ast.stmt)))
+        outside = [*arguments.defaults, *filter(None, arguments.kw_defaults)]
+        outside += getattr(node, "decorator_list", [])
+        return set().union(*map(_reads, outside)) | (set().union(*map(_reads, body)) - local)
+    reads = set().union(*map(_reads, ast.iter_child_nodes(node)))
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+        reads -= {
+            n.id for g in node.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)
+        }
+    return reads
 
-    A chapter's switch to real data at its end needs the chapter's imports and helper functions,
-    not its simulation: the book build runs those cells already, so the test does not run them
-    twice. A cell left out that was needed shows up as a NameError, never as a silent pass.
+
+def code_needed(cells: list[str], last: int) -> str:
+    """Cell ``last`` run on its own: it, preceded by the imports of the earlier cells and those of
+    their top-level statements that bind a name it reads, transitively (a backward slice).
+
+    A chapter's switch to real data at its end needs the chapter's imports, constants and helper
+    functions, not its simulation: the book build runs that already, and the test does not run it
+    a second time. A statement left out that was needed shows up as a NameError, never as a
+    silent pass.
     """
-    needed, wanted = [last], _bound_and_read(cells[last])[1]
-    for index in range(last - 1, -1, -1):
-        bound, read = _bound_and_read(cells[index])
-        if bound & wanted:
-            needed.append(index)
-            wanted |= read
-    return sorted(needed)
+    target = ast.parse(cells[last])
+    wanted = _reads(target) - set().union(*map(_binds, target.body))
+    statements = [(i, st) for i, code in enumerate(cells[:last]) for st in ast.parse(code).body]
+    chosen: set[int] = set()
+    while True:  # to a fixed point: a function body may read a name bound after it
+        before = len(wanted)
+        for k, (_, statement) in reversed(list(enumerate(statements))):
+            imports = isinstance(statement, (ast.Import, ast.ImportFrom))
+            if k not in chosen and (imports or _binds(statement) & wanted):
+                chosen.add(k)
+                wanted |= _reads(statement)
+        if len(wanted) == before:
+            break
+    kept: list[list[int]] = [[] for _ in cells[:last]]  # line numbers kept, per earlier cell
+    for k in sorted(chosen):
+        i, statement = statements[k]
+        decorators = getattr(statement, "decorator_list", [])
+        first = min([statement.lineno] + [d.lineno for d in decorators])
+        kept[i] += range(first, statement.end_lineno + 1)
+    source_lines = [code.splitlines() for code in cells[:last]]
+    parts = [
+        "\n".join(source_lines[i][n - 1] for n in numbers)
+        for i, numbers in enumerate(kept)
+        if numbers
+    ]
+    return "\n".join([*parts, cells[last]])
 
 
 def run_chapter(
@@ -98,7 +138,7 @@ def run_chapter(
     """Execute a chapter's code cells with each ``replace`` key (which must occur) replaced.
 
     With ``last_cell``, stop after the first cell that contains that text; with
-    ``only_what_it_needs`` as well, run only that cell and the cells it needs (`cells_needed`).
+    ``only_what_it_needs`` as well, run that cell with only the code it needs (`code_needed`).
     """
     from IPython.display import display
 
@@ -110,9 +150,7 @@ def run_chapter(
         ends = [i for i, cell in enumerate(cells) if last_cell in cell]
         assert ends, f"{name}: no code cell contains {last_cell!r}"
         cells = cells[: ends[0] + 1]
-        if only_what_it_needs:
-            cells = [cells[i] for i in cells_needed(cells, len(cells) - 1)]
-    source = "\n".join(cells)
+    source = code_needed(cells, len(cells) - 1) if only_what_it_needs else "\n".join(cells)
     for old, new in replace.items():
         assert old in source, f"{name}: expected {old!r} in the chapter's code"
         source = source.replace(old, new)
@@ -281,7 +319,7 @@ def test_beyond_categorization_runs_on_majajhong2015(majajhong2015):
 
 
 # ----------------------------------------------------------------------- Cadena et al. 2019
-def write_cadena2019(folder: Path, monkeypatch, *, n_images=150, n_neurons=6, seed=0) -> dict:
+def write_cadena2019(folder: Path, monkeypatch, *, n_images=60, n_neurons=6, seed=0) -> dict:
     """The authors' zip holding the pickle: 140 x 140 images, responses with missing trials."""
     rng = np.random.default_rng(seed)
     images = rng.normal(128, 40, size=(n_images, 140, 140)).clip(0, 255)
@@ -352,14 +390,16 @@ PLACEHOLDER_FILE = 'DEEP_RETINA_FILE = "~/data/deep-retina/naturalscene.h5"'
 def test_retina_chapter_runs_on_a_deep_retina_file(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "naturalscene.h5"
-    n_cells, side = 3, 50
+    # 50 x 50 frames as deep-retina stores them; 6 s of training movie keeps the chapter's
+    # 10 epochs of the CNN short (the test checks the branch runs, not how well it fits)
+    n_cells, side, n_train, n_test = 3, 50, 600, 200
     with h5py.File(path, "w") as f:
-        f["train/stimulus"] = rng.normal(size=(1200, side, side)).astype(np.float32)
-        f["train/response/firing_rate_10ms"] = rng.gamma(2.0, 1.0, size=(n_cells, 1200))
-        f["test/stimulus"] = rng.normal(size=(300, side, side)).astype(np.float32)
-        f["test/response/firing_rate_10ms"] = rng.gamma(2.0, 1.0, size=(n_cells, 300))
+        f["train/stimulus"] = rng.normal(size=(n_train, side, side)).astype(np.float32)
+        f["train/response/firing_rate_10ms"] = rng.gamma(2.0, 1.0, size=(n_cells, n_train))
+        f["test/stimulus"] = rng.normal(size=(n_test, side, side)).astype(np.float32)
+        f["test/response/firing_rate_10ms"] = rng.gamma(2.0, 1.0, size=(n_cells, n_test))
         for cell in range(n_cells):
-            f[f"test/repeats/cell{cell + 1:02d}"] = rng.poisson(1.0, size=(5, 300)).astype(float)
+            f[f"test/repeats/cell{cell + 1:02d}"] = rng.poisson(1.0, size=(5, n_test)).astype(float)
     ns = run_chapter(
         "retina",
         {
@@ -376,18 +416,21 @@ def test_retina_chapter_runs_on_a_deep_retina_file(tmp_path):
 
 
 # ------------------------------------------------------------------------------ slicing
-def test_cells_needed_follows_names_back_through_earlier_cells():
+def test_code_needed_keeps_imports_and_what_the_last_cell_reads():
     cells = [
-        "import numpy as np\nA = 1",
-        "B = np.ones(3)",
-        "fig = 'a figure the last cell makes again'\nunused = 2",
-        "def f(x):\n    return x + A",
-        "C = B + 1",
+        "import numpy as np\nA = 1\nB = np.ones(3)  # used\nunused = expensive()",
+        "fig = 'a figure the last cell makes again'\nseed_everything(0)",
+        "@decorate\ndef f(x, a=A):\n    return x + C\n\n\nC = B + 1\ndrawn = f(B)",
         "fig, ax = 1, 2\nprint(f(B), ax)",
     ]
-    # f reads A inside its body; B reads np; fig is bound by the last cell itself; C is unused
-    assert cells_needed(cells, 5) == [0, 1, 3, 5]
-    assert cells_needed(cells, 4) == [0, 1, 4]
+    # f reads A (a default) and C (in its body); C reads B; B reads np. fig is the last cell's
+    # own; `unused`, `drawn`, the bare call and the decorator's name (never bound) are left out.
+    assert code_needed(cells, 3) == (
+        "import numpy as np\nA = 1\nB = np.ones(3)  # used\n"
+        "@decorate\ndef f(x, a=A):\n    return x + C\nC = B + 1\n"
+        "fig, ax = 1, 2\nprint(f(B), ax)"
+    )
+    assert code_needed(cells, 1) == "import numpy as np\n" + cells[1]
 
 
 # ------------------------------------------------------------------------------ coverage

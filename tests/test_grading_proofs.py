@@ -15,6 +15,9 @@ from fixtures.grading_helpers import FIXTURE_COURSE, all_assignments, assignment
 from course_tools.grading.selftest import run_mutants, self_test
 
 pytestmark = [pytest.mark.grading, pytest.mark.slow]
+#: One xdist group per assignment (conftest.py): each self-test runs once, on one worker, and the
+#: assignments' self-tests run side by side.
+XDIST_SPLIT_BY = "report"
 
 CASES = all_assignments()
 IDS = assignment_ids()
@@ -66,11 +69,9 @@ def test_whole_self_test_passes(report):
     assert report.passed, report.table()
 
 
-def test_fixture_mutant_failures_are_the_expected_cells():
+@pytest.mark.parametrize("report", [(FIXTURE_COURSE, "mean_variance")], indirect=True)
+def test_fixture_mutant_failures_are_the_expected_cells(report):
     """Independent expectation, worked out by hand from the fixture's tests and mutants."""
-    report = _REPORTS.get((FIXTURE_COURSE, "mean_variance")) or self_test(
-        FIXTURE_COURSE, "mean_variance"
-    )
     assert report.mutants.failures == {
         "mean_over_neurons": {"test_visible", "test_mean_hidden"},
         # ddof=0 turns the visible example's variances [2, 8] into [1, 4]: the visible test
