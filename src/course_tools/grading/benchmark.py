@@ -8,10 +8,14 @@ about 20 s each would measure the timeout, not the parallel grading (it alone is
 time, and no second job can share it); a class of hundreds spreads its few loops over both jobs.
 The fixture's class keeps the loop (its timeout is 10 s).
 
-1. the fixture assignment (fixed costs dominate): plain serial ``nbgrader autograde`` without the
-   sandbox, ``course-tools grade --jobs 2 --no-sandbox`` and ``course-tools grade --jobs 2`` in
-   the sandbox; target: the sandbox costs at most :data:`SANDBOX_OVERHEAD_TARGET` times the time;
-2. a real assignment (``architectures``): serial ``nbgrader autograde`` against sandboxed
+The serial peer is plain nbgrader producing what ``course-tools grade`` produces: ``nbgrader
+autograde``, ``nbgrader generate_feedback`` and ``nbgrader export``, one after another, without
+the sandbox (``course-tools grade`` also writes feedback and ``grades.csv``, and adds its checks).
+
+1. the fixture assignment (fixed costs dominate): the serial nbgrader peer,
+   ``course-tools grade --jobs 2 --no-sandbox`` and ``course-tools grade --jobs 2`` in the
+   sandbox; target: the sandbox costs at most :data:`SANDBOX_OVERHEAD_TARGET` times the time;
+2. a real assignment (``architectures``): the serial nbgrader peer against sandboxed
    ``course-tools grade --jobs 2``; target :data:`REAL_SPEEDUP_TARGET` (two jobs on two cores);
 3. the same real assignment on a local Dask cluster (``course-tools grade --workers 1`` and
    ``--workers 2``, :mod:`.cluster`): submissions per minute, and the ratio of 2 workers to 1
@@ -50,6 +54,8 @@ __all__ = ["simulated_submissions", "main"]
 SANDBOX_OVERHEAD_TARGET = 1.15
 #: ``course-tools grade --jobs 2`` against serial nbgrader on a real assignment (issue 18).
 REAL_SPEEDUP_TARGET = 1.7
+#: The peer's row label: plain nbgrader, one step after another.
+SERIAL_PEER = "nbgrader autograde + generate_feedback + export (serial)"
 
 
 def _edit(nb, grade_id, edit):
@@ -133,11 +139,14 @@ def _grade(
 
 
 def _serial(course: Path, assignment: str) -> float:
-    """Plain serial ``nbgrader autograde`` without the sandbox (what nbgrader alone does)."""
+    """Plain serial nbgrader without the sandbox: autograde, generate_feedback, export."""
     start = time.perf_counter()
-    run_nbgrader(
-        ["autograde", assignment, "--ExecuteSurvivingCrashes.sandbox=none"], course, check=False
-    )
+    for step in (
+        ["autograde", assignment, "--ExecuteSurvivingCrashes.sandbox=none"],
+        ["generate_feedback", assignment],
+        ["export"],
+    ):
+        run_nbgrader(step, course, check=False)
     return time.perf_counter() - start
 
 
@@ -206,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(log[-3000:])
         overhead = boxed_s / plain_s
         rows += [
-            [f"{args.assignment}: nbgrader autograde (serial)", f"{serial_s:.1f}", "1.00", ""],
+            [f"{args.assignment}: {SERIAL_PEER}", f"{serial_s:.1f}", "1.00", ""],
             [
                 f"{args.assignment}: grade --jobs {args.jobs} --no-sandbox",
                 f"{plain_s:.1f}",
@@ -241,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             real_same = _scores(real["serial"], args.real) == _scores(real["sandboxed"], args.real)
             speedup = real_serial_s / real_s
             rows += [
-                [f"{args.real}: nbgrader autograde (serial)", f"{real_serial_s:.1f}", "1.00", ""],
+                [f"{args.real}: {SERIAL_PEER}", f"{real_serial_s:.1f}", "1.00", ""],
                 [
                     f"{args.real}: grade --jobs {args.jobs} (sandboxed)",
                     f"{real_s:.1f}",
