@@ -10,7 +10,9 @@ code (layer names, input sizes, memory) with other numbers.
 
 The chapters' code cells are executed in this process (the autouse fixture of conftest.py blocks
 the network), so a branch that crashes, reads a column the real data lack, or assumes more images
-than a dataset has fails here instead of in a reader's notebook.
+than a dataset has fails here instead of in a reader's notebook. A switch in a chapter's first
+cells changes everything after it, so that chapter runs whole; a switch in a chapter's last cell
+runs with only the code it needs (`code_needed`), since the book build runs the rest already.
 """
 
 from __future__ import annotations
